@@ -1,0 +1,229 @@
+"""The one cattrs converter: camelCase JSON in, frozen models out, never a crash on odd data.
+
+Servers disagree about zero values (``null``, ``""``, ``0``), send ids as numbers, add fields
+at will and invent new statuses. Each hook here accepts all of that and normalises it; the only
+thing that cannot be repaired is a task without an id, which is a :class:`ProtocolError`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._errors import ProtocolError
+from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus
+
+__all__ = [
+    "converter",
+    "parse_epoch_millis",
+    "parse_progress",
+    "parse_submission",
+    "parse_task",
+    "parse_task_id",
+]
+
+_E = TypeVar("_E", TaskStatus, TaskAction)
+_RAW_KEY = "\x00raw"  # where parse_task hands the untouched payload to the generated function
+_PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def parse_progress(value: object) -> int | None:
+    """Turn ``"45%"``, ``45``, ``"45.5"`` into 45; ``""``, ``None`` and other text into ``None``.
+
+    The result is clamped to 0-100.
+    """
+    if isinstance(value, bool) or value is None:
+        return None
+    number: float
+    if isinstance(value, int | float):
+        number = float(value)
+    elif isinstance(value, str):
+        match = _PERCENT.match(value)
+        if match is None:
+            return None
+        number = float(match.group(1))
+    else:
+        return None
+    if not math.isfinite(number):
+        return None
+    return max(0, min(100, int(number)))
+
+
+def parse_epoch_millis(value: object) -> datetime | None:
+    """Turn epoch milliseconds (int, float or digit string) into a UTC datetime; 0/"" -> None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            return None
+        value = int(text)
+    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        return None
+    try:
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def parse_task_id(value: object) -> str | None:
+    """Task ids are strings inside mjasync; servers may send JSON numbers."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _optional_str(value: object, _: object = None) -> str | None:
+    if isinstance(value, str):
+        return value or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _text(value: object, _: object = None) -> str:
+    return _optional_str(value) or ""
+
+
+def _optional_int(value: object, _: object = None) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _enum_hook(enum: type[_E]) -> Callable[[object, object], _E]:
+    known = {member.value: member for member in enum}
+
+    def structure(value: object, _: object = None) -> _E:
+        if isinstance(value, str):
+            return known.get(value.strip().upper(), enum.UNKNOWN)
+        return enum.UNKNOWN
+
+    return structure
+
+
+def _mapping(value: object, _: object = None) -> Mapping[str, Any]:
+    if isinstance(value, Mapping) and value:
+        return MappingProxyType(dict(value))
+    return _EMPTY
+
+
+def _buttons(value: object, _: object = None) -> tuple[Button, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    buttons = []
+    for item in value:
+        if isinstance(item, Mapping) and isinstance(item.get("customId"), str):
+            buttons.append(
+                Button(
+                    custom_id=item["customId"],
+                    label=_text(item.get("label")),
+                    emoji=_text(item.get("emoji")),
+                    style=_optional_int(item.get("style")),
+                    type=_optional_int(item.get("type")),
+                )
+            )
+    return tuple(buttons)
+
+
+def _image_refs(value: object, _: object = None) -> tuple[ImageRef, ...]:
+    if not isinstance(value, list | tuple):
+        return ()
+    refs = []
+    for item in value:
+        if isinstance(item, str) and item:
+            refs.append(ImageRef(url=item))
+        elif isinstance(item, Mapping) and isinstance(item.get("url"), str) and item["url"]:
+            refs.append(ImageRef(url=item["url"], thumbnail=_optional_str(item.get("thumbnail"))))
+    return tuple(refs)
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
+    conv.register_structure_hook(TaskStatus, _enum_hook(TaskStatus))
+    conv.register_structure_hook(TaskAction, _enum_hook(TaskAction))
+    conv.register_structure_hook(
+        Task,
+        make_dict_structure_fn(
+            Task,
+            conv,
+            _cattrs_detailed_validation=False,
+            id=override(struct_hook=lambda v, _: parse_task_id(v)),
+            progress=override(struct_hook=lambda v, _: parse_progress(v)),
+            prompt=override(struct_hook=_optional_str),
+            prompt_en=override(rename="promptEn", struct_hook=_optional_str),
+            description=override(struct_hook=_optional_str),
+            state=override(struct_hook=_optional_str),
+            submit_time=override(
+                rename="submitTime", struct_hook=lambda v, _: parse_epoch_millis(v)
+            ),
+            start_time=override(rename="startTime", struct_hook=lambda v, _: parse_epoch_millis(v)),
+            finish_time=override(
+                rename="finishTime", struct_hook=lambda v, _: parse_epoch_millis(v)
+            ),
+            image_url=override(rename="imageUrl", struct_hook=_optional_str),
+            image_urls=override(rename="imageUrls", struct_hook=_image_refs),
+            video_url=override(rename="videoUrl", struct_hook=_optional_str),
+            fail_reason=override(rename="failReason", struct_hook=_optional_str),
+            buttons=override(struct_hook=_buttons),
+            properties=override(struct_hook=_mapping),
+            raw=override(rename=_RAW_KEY, struct_hook=lambda v, _: v),
+        ),
+    )
+    return conv
+
+
+#: The single converter mjasync uses for everything it reads off the wire.
+converter = _make_converter()
+
+
+def _snippet(payload: object) -> str:
+    return repr(payload)[:200]
+
+
+def parse_task(payload: object) -> Task:
+    """Build a :class:`Task` from one decoded JSON object.
+
+    Raises:
+        ProtocolError: the payload is not an object or has no usable ``id``.
+    """
+    if not isinstance(payload, Mapping):
+        raise ProtocolError(
+            f"expected a task object, got {type(payload).__name__}", body=_snippet(payload)
+        )
+    if parse_task_id(payload.get("id")) is None:
+        raise ProtocolError("task payload has no usable 'id'", body=_snippet(payload))
+    raw = MappingProxyType(dict(payload))
+    try:
+        return converter.structure({**payload, _RAW_KEY: raw}, Task)
+    except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
+        raise ProtocolError(f"unreadable task payload: {exc}", body=_snippet(payload)) from exc
+
+
+def parse_submission(payload: Mapping[str, Any]) -> Submission:
+    """Build a :class:`Submission` from a submit answer already known to be a success code."""
+    code = _optional_int(payload.get("code"))
+    return Submission(
+        task_id=parse_task_id(payload.get("result")),
+        code=code if code is not None else 0,
+        description=_text(payload.get("description")),
+        properties=_mapping(payload.get("properties")),
+    )

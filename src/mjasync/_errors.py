@@ -1,0 +1,288 @@
+"""The mjasync exception tree.
+
+Everything mjasync raises on purpose derives from :class:`MjError`::
+
+    MjError
+    ├── TransportError ............ no usable HTTP answer (connect, reset, timeout)
+    ├── APIError .................. the server answered and said no
+    │   ├── AuthenticationError ... 401/403: bad or missing key
+    │   ├── NotFoundError ......... unknown task id (code 3, J's empty 200, relay code 4 on fetch)
+    │   ├── InvalidRequestError ... code 4 and other 400s: fix the request
+    │   ├── RateLimitError ........ HTTP 429 (``retry_after`` when the server said)
+    │   ├── QueueFullError ........ code 23, C's code 9 "queue full": the account is busy
+    │   ├── BannedPromptError ..... code 24 (``banned_word``); never retried
+    │   ├── ServerError ........... 5xx, HTML error pages, code 9 failures
+    │   └── UnsupportedEndpointError  404 on a route the server does not have
+    ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
+    ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
+    ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
+    └── TaskError ................. a task ended badly (``task_id``, ``task``)
+        ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
+        ├── TaskTimeoutError ...... the caller's overall timeout ran out
+        └── TaskStalledError ...... progress did not move for ``stall_timeout``
+
+Misuse (bad arguments) raises :class:`ValueError` or :class:`TypeError` before any request.
+
+Foreign exceptions (aiohttp, json, cattrs) are translated once, where they happen, and chained
+with ``raise ... from exc``. Error messages carry the request (method and path, never the key).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._models import Task
+
+__all__ = [
+    "APIError",
+    "AuthenticationError",
+    "BannedPromptError",
+    "InvalidRequestError",
+    "LimiterError",
+    "MjError",
+    "NotFoundError",
+    "ProtocolError",
+    "QueueFullError",
+    "RateLimitError",
+    "ServerError",
+    "SubmissionUncertainError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskStalledError",
+    "TaskTimeoutError",
+    "TransportError",
+    "UnsupportedEndpointError",
+]
+
+_EMPTY: Mapping[str, Any] = {}
+
+
+def _where(method: str | None, path: str | None) -> str:
+    if method and path:
+        return f" [{method} {path}]"
+    return ""
+
+
+class MjError(Exception):
+    """Base class of every error mjasync raises on purpose."""
+
+
+class TransportError(MjError):
+    """No usable HTTP answer: the connection failed, was reset, or timed out.
+
+    Attributes:
+        method, path: the request that failed (the path includes the mode prefix).
+        request_sent: ``False`` only when the request provably never reached the server
+            (the connection could not be opened), so resending a submit is safe.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        request_sent: bool = True,
+    ) -> None:
+        super().__init__(message + _where(method, path))
+        self.message = message
+        self.method = method
+        self.path = path
+        self.request_sent = request_sent
+
+
+class APIError(MjError):
+    """The server answered, and the answer was an error.
+
+    Attributes:
+        http_status: the HTTP status (``200`` for proxies that report errors in the body).
+        code: the proxy's body ``code`` (``None`` when the body had none).
+        description: the server's own text; may be Chinese or English. Do not parse it.
+        properties: the body's ``properties`` mapping (empty when absent).
+        method, path: the request (the path includes the mode prefix).
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        http_status: int | None = None,
+        code: int | None = None,
+        properties: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        path: str | None = None,
+    ) -> None:
+        self.description = description
+        self.http_status = http_status
+        self.code = code
+        self.properties: Mapping[str, Any] = properties if properties is not None else _EMPTY
+        self.method = method
+        self.path = path
+        parts = []
+        if http_status is not None:
+            parts.append(f"HTTP {http_status}")
+        if code is not None:
+            parts.append(f"code {code}")
+        detail = f" ({', '.join(parts)})" if parts else ""
+        super().__init__(f"{description}{detail}{_where(method, path)}")
+
+
+class AuthenticationError(APIError):
+    """The server refused the API key (HTTP 401/403)."""
+
+
+class NotFoundError(APIError):
+    """The task (or the parent task of an action) does not exist on the server."""
+
+
+class InvalidRequestError(APIError):
+    """The server rejected the request as invalid (code 4, HTTP 400)."""
+
+
+class RateLimitError(APIError):
+    """HTTP 429: too many requests.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait, or ``None``.
+    """
+
+    def __init__(self, description: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(description, **kw)
+        self.retry_after = retry_after
+
+
+class QueueFullError(APIError):
+    """The upstream account's queue is full (code 23, or C's code 9 "队列已满").
+
+    The server refused the job, so resubmitting later is safe.
+
+    Attributes:
+        retry_after: seconds the server asked us to wait, or ``None``.
+    """
+
+    def __init__(self, description: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        super().__init__(description, **kw)
+        self.retry_after = retry_after
+
+
+class BannedPromptError(APIError):
+    """Code 24: the prompt contains a banned word. Never retried.
+
+    Attributes:
+        banned_word: the word the server objected to, or ``None``.
+        prompt_en: the (translated) prompt the server checked, or ``None``.
+    """
+
+    def __init__(self, description: str, **kw: Any) -> None:
+        super().__init__(description, **kw)
+        word = self.properties.get("bannedWord")
+        self.banned_word: str | None = word if isinstance(word, str) else None
+        prompt_en = self.properties.get("promptEn")
+        self.prompt_en: str | None = prompt_en if isinstance(prompt_en, str) else None
+
+
+class ServerError(APIError):
+    """The server failed: HTTP 5xx, an HTML error page from a front proxy, or code 9."""
+
+
+class UnsupportedEndpointError(APIError):
+    """The server has no such route (HTTP 404 on the route itself).
+
+    Raised for optional endpoints a server family lacks (J has no action/modal/shorten), and
+    for a mode prefix the server does not serve: the original Java proxy has none, so the
+    message suggests ``mode=None``.
+    """
+
+
+class ProtocolError(MjError):
+    """The server's answer could not be read: truncated JSON, wrong shape, missing task id.
+
+    Attributes:
+        method, path: the request (``None`` when parsing a payload handed in directly).
+        body: up to 200 characters of what was received, for diagnosis.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message + _where(method, path))
+        self.message = message
+        self.method = method
+        self.path = path
+        self.body = body
+
+
+class SubmissionUncertainError(MjError):
+    """A submit may have reached the server, but no answer was read.
+
+    mjasync never sends a second POST in this case: the first one may already be a paid job.
+    Look the task up later (for example by ``state``), or resubmit if you accept paying twice.
+
+    Attributes:
+        endpoint: the submit route, e.g. ``"/mj/submit/imagine"``.
+        body: the JSON body that was sent (images included).
+        state: the ``state`` value sent with the job; servers echo it on the task.
+        mode: the mode the job was sent to.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        endpoint: str,
+        body: Mapping[str, Any],
+        state: str | None,
+        mode: str | None,
+    ) -> None:
+        super().__init__(f"{message} [POST {endpoint}, state={state!r}]")
+        self.message = message
+        self.endpoint = endpoint
+        self.body = body
+        self.state = state
+        self.mode = mode
+
+
+class LimiterError(MjError):
+    """The in-flight budget's backing store (e.g. Redis) could not be reached in time."""
+
+
+class TaskError(MjError):
+    """A task did not end in success.
+
+    Attributes:
+        task_id: the task's id (always known: you can fetch it later).
+        task: the last :class:`~mjasync.Task` seen, or ``None`` if none was read yet.
+    """
+
+    def __init__(self, message: str, *, task_id: str, task: Task | None = None) -> None:
+        super().__init__(f"task {task_id}: {message}")
+        self.message = message
+        self.task_id = task_id
+        self.task = task
+
+
+class TaskFailedError(TaskError):
+    """The task ended with status FAILURE (or CANCEL).
+
+    Attributes:
+        fail_reason: the server's ``failReason``, or ``None``.
+    """
+
+    def __init__(self, message: str, *, task_id: str, task: Task | None = None) -> None:
+        super().__init__(message, task_id=task_id, task=task)
+        self.fail_reason: str | None = task.fail_reason if task is not None else None
+
+
+class TaskTimeoutError(TaskError):
+    """The overall timeout given by the caller ran out before the task ended."""
+
+
+class TaskStalledError(TaskError):
+    """The task's status and progress did not change for longer than ``stall_timeout``."""
