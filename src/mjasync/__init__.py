@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from ._client import Client
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -27,6 +28,7 @@ from ._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
+from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._models import (
     Button,
     ButtonKind,
@@ -36,6 +38,8 @@ from ._models import (
     TaskAction,
     TaskStatus,
 )
+from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from ._retry import RetryPolicy
 
 try:
     __version__ = version("mjasync")
@@ -44,19 +48,32 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 __all__ = [
     "APIError",
+    "Action",
     "AuthenticationError",
     "BannedPromptError",
+    "Blend",
     "Button",
     "ButtonKind",
+    "Client",
+    "Describe",
     "ImageRef",
+    "Imagine",
     "InvalidRequestError",
+    "Limiter",
     "LimiterError",
+    "LimiterStatistics",
+    "LocalLimiter",
     "MjError",
+    "Modal",
     "NotFoundError",
     "ProtocolError",
     "QueueFullError",
     "RateLimitError",
+    "Request",
+    "RetryPolicy",
     "ServerError",
+    "Shorten",
+    "Slot",
     "Submission",
     "SubmissionUncertainError",
     "Task",

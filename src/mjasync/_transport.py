@@ -1,0 +1,270 @@
+"""The HTTP seam: one aiohttp session, URL building, auth headers, and aiohttp errors mapped once.
+
+Nothing above this module imports aiohttp for requests. A :class:`Response` carries the bytes
+and the request it answers; deciding what those bytes mean is the job of :mod:`mjasync._api`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import aiohttp
+import attrs
+from multidict import CIMultiDictProxy
+
+from ._errors import TransportError
+
+__all__ = ["AuthScheme", "Response", "Transport", "redact_key"]
+
+log = logging.getLogger("mjasync")
+
+AuthScheme = Literal["bearer", "mj-api-secret"]
+MODES = ("fast", "relax", "turbo")
+_TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
+
+
+def redact_key(key: str | None) -> str:
+    """Show an API key as ``sk-…abcd`` at most; short keys show nothing of themselves.
+
+    >>> redact_key("sk-1234567890abcdef")
+    'sk-…cdef'
+    >>> redact_key("hunter2")
+    '…'
+    """
+    if not key:
+        return "<none>"
+    if len(key) < 12:
+        return "…"
+    prefix = key.split("-", 1)[0] + "-" if "-" in key[:6] else ""
+    return f"{prefix}…{key[-4:]}"
+
+
+def normalise_base_url(base_url: str) -> str:
+    """Check a base URL and strip its trailing slash; raise ``ValueError`` with the fix."""
+    if not isinstance(base_url, str):
+        raise TypeError(f"base_url must be a str, not {type(base_url).__name__}")
+    text = base_url.strip().rstrip("/")
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(
+            f"base_url must be an http(s) URL like 'https://relay.example.com', not {base_url!r}"
+        )
+    if parts.query or parts.fragment:
+        raise ValueError(f"base_url must not carry a query or fragment: {base_url!r}")
+    if parts.username or parts.password:
+        raise ValueError("base_url must not carry credentials; pass api_key= instead")
+    return text
+
+
+def is_loopback(host: str) -> bool:
+    """``True`` for localhost and loopback addresses (plain http is fine there)."""
+    if host in ("localhost", "localhost.") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def mode_prefix(mode: str | None, template: str) -> str:
+    """The path segment for a mode: ``mode_prefix("fast", "/mj-{mode}") == "/mj-fast"``.
+
+    ``None`` means no segment (the server's default mode).
+    """
+    if mode is None:
+        return ""
+    return template.replace("{mode}", mode).rstrip("/")
+
+
+def check_mode(mode: object) -> str | None:
+    """Validate a mode name (``fast``, ``relax``, ``turbo`` or ``None``)."""
+    if mode is None:
+        return None
+    if not isinstance(mode, str):
+        raise TypeError(f"mode must be a str or None, not {type(mode).__name__}")
+    value = mode.strip().lower()
+    if value in ("", "none", "default"):
+        return None
+    if value not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)} or None, not {mode!r}")
+    return value
+
+
+def check_mode_path(template: str) -> str:
+    """Validate a mode path template such as ``/mj-{mode}`` or ``/{mode}``."""
+    if not isinstance(template, str):
+        raise TypeError(f"mode_path must be a str, not {type(template).__name__}")
+    fields = _TEMPLATE_FIELD.findall(template)
+    if fields != ["mode"] or not template.startswith("/"):
+        raise ValueError(
+            f"mode_path must start with '/' and contain '{{mode}}' once, e.g. '/mj-{{mode}}', "
+            f"not {template!r}"
+        )
+    return template
+
+
+@attrs.frozen(slots=True)
+class Response:
+    """What came back for one request: status, headers and the whole body."""
+
+    status: int
+    headers: CIMultiDictProxy[str]
+    body: bytes
+    method: str
+    path: str
+    mode_prefixed: bool
+
+    @property
+    def content_type(self) -> str:
+        """The media type without parameters, lower case (``""`` when absent)."""
+        value = self.headers.get("Content-Type", "")
+        return value.split(";", 1)[0].strip().lower()
+
+
+class Transport:
+    """Owns the aiohttp session and turns (method, route, mode) into a :class:`Response`.
+
+    Args:
+        base_url: the server's root, e.g. ``https://relay.example.com``.
+        api_key: sent as ``Authorization: Bearer KEY`` or ``mj-api-secret: KEY``.
+        auth: which of the two headers to send.
+        mode_path: the template for the mode segment.
+        timeout: seconds for one request, connect included.
+        session: an aiohttp session to use instead of our own (we will not close it).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        auth: AuthScheme = "bearer",
+        mode_path: str = "/mj-{mode}",
+        timeout: float = 30.0,
+        connect_timeout: float = 10.0,
+        session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        self.base_url = normalise_base_url(base_url)
+        if auth not in ("bearer", "mj-api-secret"):
+            raise ValueError(f"auth must be 'bearer' or 'mj-api-secret', not {auth!r}")
+        if api_key is not None and (not isinstance(api_key, str) or not api_key.strip()):
+            raise ValueError("api_key must be a non-empty str (or None for no auth)")
+        if not isinstance(timeout, int | float) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        self.mode_path = check_mode_path(mode_path)
+        self.auth = auth
+        self.timeout = float(timeout)
+        self.connect_timeout = min(float(connect_timeout), self.timeout)
+        self._api_key = api_key.strip() if api_key else None
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        host = urlsplit(self.base_url).hostname or ""
+        if self.base_url.startswith("http://") and not is_loopback(host) and self._api_key:
+            log.warning(
+                "mjasync: base_url %s is plain http to a non-loopback host; the API key "
+                "travels unencrypted. Use https.",
+                self.base_url,
+            )
+
+    @property
+    def redacted_key(self) -> str:
+        """The API key as it may be shown: ``sk-…abcd`` at most."""
+        return redact_key(self._api_key)
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            if self.auth == "bearer":
+                headers["Authorization"] = f"Bearer {self._api_key}"
+            else:
+                headers["mj-api-secret"] = self._api_key
+        return headers
+
+    def path_for(self, route: str, mode: str | None) -> str:
+        """The request path (mode segment included), without the base URL."""
+        return mode_prefix(mode, self.mode_path) + route
+
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session, created on first use (it must be made inside the loop)."""
+        if self._closed:
+            raise RuntimeError("this mjasync client is closed; create a new one")
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": "mjasync"},
+                connector=aiohttp.TCPConnector(limit=100, enable_cleanup_closed=True),
+            )
+        return self._session
+
+    async def request(
+        self,
+        method: str,
+        route: str,
+        *,
+        mode: str | None,
+        json_body: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """Send one request and read the whole answer.
+
+        Raises:
+            TransportError: no answer was read. ``request_sent`` is ``False`` only when the
+                connection could not be opened, so nothing reached the server.
+        """
+        path = self.path_for(route, mode)
+        total = timeout if timeout is not None else self.timeout
+        client_timeout = aiohttp.ClientTimeout(
+            total=total, sock_connect=min(self.connect_timeout, total)
+        )
+        data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        headers = self._headers()
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self.session().request(
+                method, self.base_url + path, data=data, headers=headers, timeout=client_timeout
+            ) as resp:
+                body = await resp.read()
+                return Response(
+                    status=resp.status,
+                    headers=resp.headers,
+                    body=body,
+                    method=method,
+                    path=path,
+                    mode_prefixed=mode is not None,
+                )
+        except aiohttp.ClientConnectorError as exc:
+            raise TransportError(
+                f"could not connect to {self.base_url}: {exc.os_error or exc}",
+                method=method,
+                path=path,
+                request_sent=False,
+            ) from exc
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise TransportError(
+                f"connecting to {self.base_url} timed out after {self.connect_timeout:g}s",
+                method=method,
+                path=path,
+                request_sent=False,
+            ) from exc
+        except TimeoutError as exc:
+            raise TransportError(f"no answer within {total:g}s", method=method, path=path) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"connection failed mid-request: {type(exc).__name__}: {exc}",
+                method=method,
+                path=path,
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close our session (a session the caller brought stays open)."""
+        self._closed = True
+        if self._session is not None and self._owns_session:
+            await self._session.close()
+        self._session = None

@@ -1,0 +1,195 @@
+"""Argument checks that run before any request, each with a message that says what to fix.
+
+Every function is pure: it returns the normalised value or raises ``ValueError``/``TypeError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+__all__ = [
+    "DEFAULT_MAX_IMAGE_BYTES",
+    "ImageInput",
+    "check_bot_type",
+    "check_custom_id",
+    "check_dimensions",
+    "check_notify_hook",
+    "check_prompt",
+    "check_state",
+    "check_task_id",
+    "data_url_size",
+    "image_data_url",
+    "sniff_image_type",
+]
+
+#: The default cap on one image, decoded. Discord refuses attachments far above this anyway.
+DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+MAX_PROMPT_CHARS = 8192
+MAX_STATE_CHARS = 255
+MAX_HOOK_CHARS = 2000
+BOT_TYPES = ("MID_JOURNEY", "NIJI_JOURNEY")
+DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
+
+ImageInput = bytes | bytearray | memoryview | os.PathLike[str] | str
+
+_TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_CUSTOM_ID = re.compile(r"^MJ::\S{1,200}$")
+_DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,", re.IGNORECASE)
+
+
+def check_prompt(prompt: object, *, name: str = "prompt") -> str:
+    """A prompt must be a non-blank str of reasonable length."""
+    if not isinstance(prompt, str):
+        raise TypeError(f"{name} must be a str, not {type(prompt).__name__}")
+    if not prompt.strip():
+        raise ValueError(f"{name} must not be blank")
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise ValueError(f"{name} is {len(prompt)} characters; the limit is {MAX_PROMPT_CHARS}")
+    return prompt
+
+
+def check_state(state: object) -> str | None:
+    """``state`` is echoed back on the task; servers keep at most 255 characters."""
+    if state is None:
+        return None
+    if not isinstance(state, str):
+        raise TypeError(f"state must be a str or None, not {type(state).__name__}")
+    if len(state) > MAX_STATE_CHARS:
+        raise ValueError(
+            f"state is {len(state)} characters; servers keep at most {MAX_STATE_CHARS}"
+        )
+    return state
+
+
+def check_notify_hook(url: object) -> str | None:
+    """A webhook URL: http(s), at most 2000 characters."""
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise TypeError(f"notify_hook must be a str or None, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"notify_hook must be an http(s) URL, not {url!r}")
+    if len(url) > MAX_HOOK_CHARS:
+        raise ValueError(f"notify_hook is {len(url)} characters; the limit is {MAX_HOOK_CHARS}")
+    return url
+
+
+def check_bot_type(bot_type: object) -> str | None:
+    """``MID_JOURNEY`` or ``NIJI_JOURNEY`` (case-insensitive), or ``None`` for the default."""
+    if bot_type is None:
+        return None
+    if not isinstance(bot_type, str):
+        raise TypeError(f"bot_type must be a str or None, not {type(bot_type).__name__}")
+    value = bot_type.strip().upper()
+    if value not in BOT_TYPES:
+        raise ValueError(f"bot_type must be one of {', '.join(BOT_TYPES)}, not {bot_type!r}")
+    return value
+
+
+def check_dimensions(dimensions: object) -> str:
+    """Blend dimensions: ``PORTRAIT``, ``SQUARE`` or ``LANDSCAPE`` (case-insensitive)."""
+    if not isinstance(dimensions, str):
+        raise TypeError(f"dimensions must be a str, not {type(dimensions).__name__}")
+    value = dimensions.strip().upper()
+    if value not in DIMENSIONS:
+        raise ValueError(f"dimensions must be one of {', '.join(DIMENSIONS)}, not {dimensions!r}")
+    return value
+
+
+def check_task_id(task_id: object) -> str:
+    """A task id: a str (or int) of letters, digits, ``-`` and ``_``; it goes into URL paths."""
+    if isinstance(task_id, bool) or not isinstance(task_id, str | int):
+        raise TypeError(f"task id must be a str, not {type(task_id).__name__}")
+    value = str(task_id).strip()
+    if not _TASK_ID.match(value):
+        raise ValueError(f"not a task id: {task_id!r} (expected digits like '1320098173412546')")
+    return value
+
+
+def check_custom_id(custom_id: object) -> str:
+    """A button custom id as the server sent it, e.g. ``MJ::JOB::upsample::1::<hash>``."""
+    if not isinstance(custom_id, str):
+        raise TypeError(f"custom_id must be a str, not {type(custom_id).__name__}")
+    if not _CUSTOM_ID.match(custom_id):
+        raise ValueError(
+            f"not a button custom id: {custom_id!r} (expected 'MJ::...' from task.buttons)"
+        )
+    return custom_id
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The MIME type from an image's magic bytes (PNG, JPEG, GIF, WEBP), else ``None``."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def data_url_size(data_url: str) -> int:
+    """The decoded size of a base64 data URL, without decoding it."""
+    payload = data_url.split(",", 1)[1] if "," in data_url else ""
+    return len(payload) * 3 // 4 - payload[-2:].count("=")
+
+
+def _check_size(size: int, max_bytes: int, what: str) -> None:
+    if size > max_bytes:
+        raise ValueError(
+            f"{what} is {size:,} bytes; the limit is {max_bytes:,} "
+            "(raise it with Client(max_image_bytes=...))"
+        )
+
+
+def image_data_url(
+    image: object, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, what: str = "image"
+) -> str:
+    """Turn ``bytes``, a ``pathlib.Path`` or a ``data:`` URL into a checked base64 data URL.
+
+    Raises:
+        TypeError: not one of the accepted types (a plain str must be a data URL: wrap file
+            paths in ``pathlib.Path``).
+        ValueError: unreadable file, not an image, or larger than ``max_bytes``.
+    """
+    if isinstance(image, bytes | bytearray | memoryview):
+        data = bytes(image)
+    elif isinstance(image, os.PathLike):
+        path = Path(image)
+        try:
+            size = path.stat().st_size
+            _check_size(size, max_bytes, f"{what} {path}")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    elif isinstance(image, str):
+        match = _DATA_URL.match(image)
+        if match is None:
+            raise TypeError(
+                f"{what} given as a str must be a 'data:image/...;base64,' URL; wrap file paths "
+                "in pathlib.Path or pass the bytes"
+            )
+        _check_size(data_url_size(image), max_bytes, what)
+        try:
+            data = base64.b64decode(image[match.end() :], validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError(f"{what} data URL has invalid base64: {exc}") from exc
+    else:
+        raise TypeError(
+            f"{what} must be bytes, a pathlib.Path or a data: URL str, not {type(image).__name__}"
+        )
+    if not data:
+        raise ValueError(f"{what} is empty")
+    _check_size(len(data), max_bytes, what)
+    mime = sniff_image_type(data)
+    if mime is None:
+        raise ValueError(f"{what} is not a PNG, JPEG, GIF or WEBP image")
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
