@@ -110,6 +110,9 @@ _CUSTOM_ID_KINDS: tuple[tuple[re.Pattern[str], ButtonKind], ...] = (
 _INDEX = re.compile(r"^MJ::JOB::(?:upsample|variation)::([1-4])::")
 _PAN = re.compile(r"^MJ::JOB::pan_(left|right|up|down)::")
 _ZOOM = re.compile(r"^MJ::Outpaint::(\d+)::")
+# The Outpaint number is not the factor's reciprocal: Midjourney labels 50 "Zoom Out 2x" and
+# 75 "Zoom Out 1.5x".
+_ZOOM_FACTORS: Mapping[int, float] = {50: 2.0, 75: 1.5}
 
 
 def button_kind(custom_id: str) -> ButtonKind:
@@ -158,6 +161,8 @@ class Button:
         if not match:
             return None
         percent = int(match.group(1))
+        if percent in _ZOOM_FACTORS:
+            return _ZOOM_FACTORS[percent]
         return round(100 / percent, 2) if percent else None
 
     @property
