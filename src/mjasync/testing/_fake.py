@@ -1,0 +1,241 @@
+"""``FakeMidjourney``: the simulator's public face (start, stop, inspect, steer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from ._sim_app import SimApp
+from ._sim_config import NO_FAULTS, Accent, AuthScheme, Faults, SimOptions, key_tuple
+from ._sim_faults import FaultInjector
+from ._sim_render import Renderer
+from ._sim_state import Engine, SimTask
+from ._sim_stats import Counters, SimStats
+from ._sim_webhooks import WebhookSender
+
+__all__ = ["FakeMidjourney"]
+
+
+class FakeMidjourney:
+    """A fake midjourney-proxy server on loopback, for tests, demos and benchmarks.
+
+    ``async with FakeMidjourney() as fake:`` serves on a free port of 127.0.0.1; point a client
+    at ``fake.base_url``. Jobs take ``job_duration`` seconds of event-loop time, so a test runs
+    hundreds of them per second. Prompt markers steer single jobs: ``--fail`` ends in FAILURE,
+    ``--stall`` freezes IN_PROGRESS, ``--slow`` takes ten times as long.
+
+    Args:
+        host, port: where to listen (port 0: a free one).
+        accent: ``"java"`` (J), ``"csharp"`` (C) or ``"relay"`` (new-api style gateway): which
+            endpoints exist, mode prefixes, codes, zero values and error shapes.
+        api_keys: accepted keys; empty or ``None`` turns auth off.
+        auth: ``"any"`` (``Authorization: Bearer K`` or ``mj-api-secret: K``), ``"bearer"``,
+            ``"mj-api-secret"`` (raw value, like C), or ``"accent"`` (the accent's own rule).
+        modes: the mode prefixes served (``/mj-{mode}/mj/...``; relay also ``/{mode}/mj/...``);
+            each mode is its own account, and unprefixed routes use the ``fast`` account.
+        core_size, queue_size: per account: jobs running at once, jobs waiting.
+        job_duration: seconds from IN_PROGRESS to the end; start_delay: seconds from getting a
+            core slot (SUBMITTED) to IN_PROGRESS; progress_steps: updates between 0% and 100%.
+        seed: seeds every random choice (ids, fates, faults, list order).
+        failure_rate: probability that a job ends in FAILURE.
+        banned_words: whole words refused with code 24.
+        remix: reroll/variation/pan actions wait in MODAL too.
+        list_by_condition: ``False`` makes that route 404, like an old server.
+        task_timeout: seconds after which a running job fails with "任务超时" (``None``: never).
+        image_seed_delay: seconds ``image-seed`` takes to answer.
+        relay_blank_status: seconds a relay reports status ``""`` after a submit.
+        relay_notify_hook: let the relay accent keep ``notifyHook`` (relays strip it).
+        numeric_ids: send ``result`` task ids as JSON numbers.
+        faults: a :class:`Faults`; change it later with :meth:`set_faults`.
+        webhook_timeout: seconds one notifyHook POST may take.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        accent: Accent = "csharp",
+        api_keys: str | Iterable[str] | None = ("sk-test",),
+        auth: AuthScheme = "any",
+        modes: Iterable[str] = ("fast", "relax", "turbo"),
+        core_size: int = 3,
+        queue_size: int = 10,
+        job_duration: float = 0.05,
+        start_delay: float = 0.0,
+        progress_steps: int = 3,
+        seed: int = 0,
+        failure_rate: float = 0.0,
+        banned_words: Iterable[str] = ("nude", "gore"),
+        remix: bool = False,
+        list_by_condition: bool = True,
+        task_timeout: float | None = None,
+        image_seed_delay: float = 0.0,
+        relay_blank_status: float = 0.0,
+        relay_notify_hook: bool = False,
+        numeric_ids: bool = False,
+        faults: Faults | None = None,
+        webhook_timeout: float = 5.0,
+    ) -> None:
+        self.options = SimOptions(
+            accent=accent,
+            api_keys=key_tuple(api_keys),
+            auth=auth,
+            modes=tuple(modes),
+            core_size=core_size,
+            queue_size=queue_size,
+            job_duration=job_duration,
+            start_delay=start_delay,
+            progress_steps=progress_steps,
+            seed=seed,
+            failure_rate=failure_rate,
+            banned_words=tuple(banned_words),
+            remix=remix,
+            list_by_condition=list_by_condition,
+            task_timeout=task_timeout,
+            image_seed_delay=image_seed_delay,
+            relay_blank_status=relay_blank_status,
+            relay_notify_hook=relay_notify_hook,
+            numeric_ids=numeric_ids,
+            faults=faults or NO_FAULTS,
+        )
+        self.host = host
+        self.port = port
+        self._counters = Counters()
+        self._engine = Engine(self.options, self._counters, self._on_change)
+        self._renderer = Renderer(
+            accent,
+            numeric_ids=numeric_ids,
+            relay_blank_status=relay_blank_status,
+        )
+        self._faults = FaultInjector(self.options.faults, seed, self._counters)
+        self._webhooks = WebhookSender(self._counters, seed, timeout=webhook_timeout)
+        self._webhooks.faults = self.options.faults
+        self._app = SimApp(
+            self.options, self._engine, self._renderer, self._counters, self._faults, self.stats
+        )
+        self._runner: web.AppRunner | None = None
+        self._base_url: str | None = None
+
+    def __repr__(self) -> str:
+        where = self._base_url or "not started"
+        return f"<FakeMidjourney accent={self.options.accent} {where}>"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` (no trailing slash). Raises ``RuntimeError`` before start."""
+        if self._base_url is None:
+            raise RuntimeError("FakeMidjourney is not started: use `async with` or start()")
+        return self._base_url
+
+    async def start(self) -> None:
+        """Bind the port and serve. Idempotent."""
+        if self._runner is not None:
+            return
+        self._engine.bind(asyncio.get_running_loop())
+        runner = web.AppRunner(
+            self._app.build(), access_log=None, handle_signals=False, shutdown_timeout=0.25
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.host, self.port, backlog=1024).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        shown = f"[{host}]" if ":" in host else host
+        self.port = port
+        self._base_url = f"http://{shown}:{port}"
+        self._renderer.base_url = self._base_url
+        self._webhooks.start()
+
+    async def close(self) -> None:
+        """Stop serving, stop the timeline and the webhook workers. Idempotent."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        self._engine.close()
+        await self._webhooks.close()
+
+    async def __aenter__(self) -> FakeMidjourney:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- steering ----------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The faults in force; assign (or call :meth:`set_faults`) to change them at once."""
+        return self._faults.faults
+
+    @faults.setter
+    def faults(self, faults: Faults | None) -> None:
+        self.set_faults(faults)
+
+    def set_faults(self, faults: Faults | None) -> None:
+        """Replace the injected faults (``None``: none) for every following request."""
+        faults = faults or NO_FAULTS
+        if not isinstance(faults, Faults):
+            raise TypeError("set_faults() takes a mjasync.testing.Faults or None")
+        self._faults.faults = faults
+        self._webhooks.faults = faults
+
+    def forget_all_tasks(self) -> None:
+        """Lose every task and free every account, like a server restart without storage."""
+        self._engine.forget_all()
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def task(self, task_id: str) -> dict[str, Any] | None:
+        """The task as ``fetch`` would show it now, or ``None`` if the server does not know it."""
+        task = self._engine.tasks.get(str(task_id))
+        return None if task is None else self._renderer.task(task, self._engine.now())
+
+    def stats(self) -> SimStats:
+        """A frozen snapshot of every counter (also served at ``GET /_sim/stats``)."""
+        accounts = self._engine.accounts
+        return self._counters.snapshot(
+            active={mode: a.active for mode, a in accounts.items()},
+            running={mode: a.running for mode, a in accounts.items()},
+            queued={mode: a.queued for mode, a in accounts.items()},
+            peak_active={mode: a.peak_active for mode, a in accounts.items()},
+            peak_running={mode: a.peak_running for mode, a in accounts.items()},
+            tasks=len(self._engine.tasks),
+        )
+
+    def reset_stats(self) -> None:
+        """Zero the counters; peaks restart from what is active and running now."""
+        self._counters.reset()
+        for account in self._engine.accounts.values():
+            account.peak_active = account.peak_running = 0
+            account.note_peaks()
+
+    @property
+    def webhooks_pending(self) -> int:
+        """notifyHook posts queued and not yet attempted."""
+        return self._webhooks.pending
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _on_change(self, task: SimTask) -> None:
+        if task.notify_hook is None or self._runner is None:
+            return
+        payload = self._renderer.task(task, self._engine.now())
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        self._webhooks.send(task.notify_hook, body)

@@ -1,0 +1,411 @@
+"""Tasks, per-mode accounts and the timeline that moves tasks through their lifecycle.
+
+Each task owns at most one pending ``loop.call_at`` handle for its next transition, so the cost
+of time passing is proportional to the transitions that happen, never to the number of live
+tasks. Accounts admit work like the real servers: ``core_size`` jobs hold a slot (SUBMITTED or
+IN_PROGRESS), ``queue_size`` more wait (NOT_START), the next one is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from ._sim_buttons import (
+    ButtonSpec,
+    ResultKind,
+    describe_buttons,
+    grid_buttons,
+    shorten_buttons,
+    upscale_buttons,
+)
+from ._sim_config import SimOptions
+from ._sim_stats import Counters
+from ._sim_text import FAIL_REASONS, has_marker, numbered
+
+__all__ = ["ACTIVE", "TERMINAL", "Account", "Engine", "SimTask"]
+
+NOT_START, SUBMITTED, IN_PROGRESS, MODAL = "NOT_START", "SUBMITTED", "IN_PROGRESS", "MODAL"
+SUCCESS, FAILURE, CANCEL = "SUCCESS", "FAILURE", "CANCEL"
+ACTIVE = frozenset({NOT_START, SUBMITTED, IN_PROGRESS})
+TERMINAL = frozenset({SUCCESS, FAILURE, CANCEL})
+TIMEOUT_REASON = "任务超时"
+_STALL_PROGRESS = 37  # where a ``--stall`` job freezes: visibly started, far from done
+
+
+@dataclass(slots=True, eq=False)
+class SimTask:
+    """One task as the simulator keeps it (rendered per accent by ``_sim_render``)."""
+
+    id: str
+    mode: str
+    action: str
+    prompt: str
+    description: str
+    final_prompt: str
+    state: str | None
+    notify_hook: str | None
+    bot_type: str
+    result: ResultKind
+    message_hash: str
+    seed: str
+    submit_ms: int
+    created_at: float
+    final_image: str
+    outcome: str = "success"  # success | fail | stall
+    fail_reason: str | None = None
+    duration: float = 0.0
+    status: str = NOT_START
+    progress: int | None = None
+    start_ms: int | None = None
+    finish_ms: int | None = None
+    image_key: str | None = None
+    buttons: tuple[ButtonSpec, ...] = ()
+    text_options: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+    step: int = 0
+    started_at: float = 0.0
+    holds_slot: bool = False
+    handle: asyncio.TimerHandle | None = None
+
+    def final_buttons(self) -> tuple[ButtonSpec, ...]:
+        """The buttons the task shows once it succeeds."""
+        if self.result == "upscale":
+            return upscale_buttons(self.message_hash)
+        if self.result == "grid":
+            return grid_buttons(self.message_hash)
+        if self.action == "DESCRIBE":
+            return describe_buttons(self.message_hash)
+        return shorten_buttons(self.message_hash)
+
+
+@dataclass(slots=True)
+class Account:
+    """One upstream account (one per mode): core slots, a wait queue and peak figures."""
+
+    mode: str
+    core_size: int
+    queue_size: int
+    slots_used: int = 0  # SUBMITTED + IN_PROGRESS
+    running: int = 0  # IN_PROGRESS
+    queued: int = 0  # NOT_START still waiting
+    queue: deque[SimTask] = field(default_factory=deque)
+    peak_active: int = 0
+    peak_running: int = 0
+
+    @property
+    def active(self) -> int:
+        """NOT_START + SUBMITTED + IN_PROGRESS."""
+        return self.slots_used + self.queued
+
+    def note_peaks(self) -> None:
+        """Raise the peaks to the current figures."""
+        self.peak_active = max(self.peak_active, self.active)
+        self.peak_running = max(self.peak_running, self.running)
+
+
+class Engine:
+    """Owns every task and account and schedules each task's next transition."""
+
+    def __init__(
+        self,
+        options: SimOptions,
+        counters: Counters,
+        on_change: Callable[[SimTask], None],
+    ) -> None:
+        self.options = options
+        self.counters = counters
+        self.on_change = on_change
+        self.rng = random.Random(f"{options.seed}:tasks")
+        self.tasks: dict[str, SimTask] = {}
+        self.accounts = {
+            mode: Account(mode, options.core_size, options.queue_size)
+            for mode in options.account_modes
+        }
+        self._next_id = self.rng.randrange(1_700_000_000_000_000, 1_800_000_000_000_000)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wall_anchor = time.time()
+        self._loop_anchor = 0.0
+
+    # -- clock -------------------------------------------------------------------------------
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Attach to the running loop; epoch times are derived from its clock from now on."""
+        self._loop = loop
+        self._wall_anchor = time.time()
+        self._loop_anchor = loop.time()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The loop the simulator runs on."""
+        if self._loop is None:
+            raise RuntimeError("the simulator is not started")
+        return self._loop
+
+    def now(self) -> float:
+        """The loop clock, in seconds."""
+        return self.loop.time()
+
+    def epoch_ms(self) -> int:
+        """Wall-clock epoch milliseconds, advancing with the loop clock."""
+        return int((self._wall_anchor + self.now() - self._loop_anchor) * 1000)
+
+    # -- creating tasks ----------------------------------------------------------------------
+
+    def new_task(
+        self,
+        *,
+        mode: str,
+        action: str,
+        prompt: str,
+        description: str,
+        result: ResultKind,
+        state: str | None,
+        notify_hook: str | None,
+        bot_type: str = "MID_JOURNEY",
+        final_image: str | None = None,
+        final_prompt: str | None = None,
+    ) -> SimTask:
+        """Build a task (not yet stored or admitted), with its fate decided from the prompt.
+
+        ``final_image`` is an image key; ``{id}`` in it is replaced by the new task's id.
+        """
+        task_id = str(self._next_id)
+        self._next_id += 1
+        task = SimTask(
+            id=task_id,
+            mode=mode,
+            action=action,
+            prompt=prompt,
+            description=description.replace("{id}", task_id),
+            final_prompt=prompt if final_prompt is None else final_prompt,
+            state=state,
+            notify_hook=notify_hook,
+            bot_type=bot_type,
+            result=result,
+            message_hash=str(uuid.UUID(int=self.rng.getrandbits(128), version=4)),
+            seed=str(self.rng.randrange(1_000_000_000, 4_294_967_295)),
+            submit_ms=self.epoch_ms(),
+            created_at=self.now(),
+            final_image=(final_image or "{id}-grid").replace("{id}", task_id),
+        )
+        self.plan(task)
+        return task
+
+    def plan(self, task: SimTask) -> None:
+        """Decide how the job will end and how long it runs (again after a modal prompt)."""
+        duration = self.options.job_duration
+        if has_marker(task.prompt, "--slow"):
+            duration *= 10
+        task.duration = duration
+        # Draw even when a marker decides, so one marker does not shift every later fate.
+        unlucky = self.rng.random() < self.options.failure_rate
+        reason = self.rng.choice(FAIL_REASONS)
+        if has_marker(task.prompt, "--fail"):
+            task.outcome = "fail"
+            task.fail_reason = "[Invalid parameter] Unrecognized parameter(s): `--fail`"
+        elif has_marker(task.prompt, "--stall"):
+            task.outcome = "stall"
+        elif unlucky:
+            task.outcome = "fail"
+            task.fail_reason = reason
+        else:
+            task.outcome = "success"
+            task.fail_reason = None
+
+    # -- admission ---------------------------------------------------------------------------
+
+    def account(self, mode: str) -> Account:
+        """The account serving ``mode``."""
+        return self.accounts[mode]
+
+    def has_room(self, mode: str) -> bool:
+        """``True`` if a submit to ``mode`` would be started or queued now."""
+        account = self.accounts[mode]
+        return account.slots_used < account.core_size or account.queued < account.queue_size
+
+    def admit(self, task: SimTask) -> int | None:
+        """Store ``task`` and start or queue it; ``None`` (nothing stored) if the queue is full.
+
+        Returns how many tasks wait ahead when it was queued (its status is then NOT_START),
+        else 0.
+        """
+        account = self.accounts[task.mode]
+        if account.slots_used < account.core_size:
+            self.tasks[task.id] = task
+            self._grant(task, account)
+            return 0
+        if account.queued >= account.queue_size:
+            return None
+        ahead = account.queued
+        task.status = NOT_START
+        self.tasks[task.id] = task
+        account.queue.append(task)
+        account.queued += 1
+        account.note_peaks()
+        self.on_change(task)
+        return ahead
+
+    def hold_in_modal(self, task: SimTask) -> None:
+        """Store ``task`` waiting in MODAL for ``/submit/modal`` (holds no slot)."""
+        task.status = MODAL
+        self.tasks[task.id] = task
+        self.on_change(task)
+
+    def _grant(self, task: SimTask, account: Account) -> None:
+        task.status = SUBMITTED
+        task.holds_slot = True
+        account.slots_used += 1
+        account.note_peaks()
+        self._at(task, self.now() + self.options.start_delay, self._begin)
+        self.on_change(task)
+
+    def _release(self, task: SimTask) -> None:
+        account = self.accounts[task.mode]
+        if task.holds_slot:
+            task.holds_slot = False
+            account.slots_used -= 1
+            if task.status == IN_PROGRESS:
+                account.running -= 1
+        while account.queue and account.slots_used < account.core_size:
+            waiting = account.queue.popleft()
+            if waiting.status != NOT_START:
+                continue  # cancelled or forgotten while it waited
+            account.queued -= 1
+            self._grant(waiting, account)
+
+    # -- the timeline ------------------------------------------------------------------------
+
+    def _at(self, task: SimTask, when: float, callback: Callable[[SimTask], None]) -> None:
+        if task.handle is not None:
+            task.handle.cancel()
+        task.handle = self.loop.call_at(when, callback, task)
+
+    def _begin(self, task: SimTask) -> None:
+        task.handle = None
+        account = self.accounts[task.mode]
+        task.status = IN_PROGRESS
+        task.progress = 0
+        task.start_ms = self.epoch_ms()
+        task.started_at = self.now()
+        task.step = 0
+        account.running += 1
+        account.note_peaks()
+        if task.action == "DESCRIBE":
+            task.image_key = task.final_image
+        self._schedule_next(task)
+        self.on_change(task)
+
+    def _schedule_next(self, task: SimTask) -> None:
+        steps = self.options.progress_steps
+        timeout = self.options.task_timeout
+        if task.outcome == "stall":
+            if task.step == 0:
+                when = task.started_at + task.duration / (steps + 1)
+            elif timeout is not None:
+                when = task.started_at + timeout
+            else:
+                return  # frozen for good: a stall test's whole point
+        else:
+            when = task.started_at + task.duration * (task.step + 1) / (steps + 1)
+        if timeout is not None and when > task.started_at + timeout:
+            self._at(task, task.started_at + timeout, self._time_out)
+        else:
+            self._at(task, when, self._advance)
+
+    def _advance(self, task: SimTask) -> None:
+        task.handle = None
+        task.step += 1
+        steps = self.options.progress_steps
+        if task.outcome == "stall":
+            if task.step == 1:
+                task.progress = _STALL_PROGRESS
+                self._preview(task)
+                self._schedule_next(task)
+                self.on_change(task)
+            else:
+                self._time_out(task)
+            return
+        if task.outcome == "fail" and task.step >= max(1, (steps + 1) // 2):
+            self._end(task, FAILURE, task.fail_reason)
+            return
+        if task.step > steps:
+            self._end(task, SUCCESS, None)
+            return
+        task.progress = round(100 * task.step / (steps + 1))
+        self._preview(task)
+        self._schedule_next(task)
+        self.on_change(task)
+
+    def _preview(self, task: SimTask) -> None:
+        if task.result == "grid":
+            task.image_key = f"{task.id}-preview{task.progress}"
+        elif task.result == "upscale":
+            task.image_key = task.final_image
+
+    def _time_out(self, task: SimTask) -> None:
+        self._end(task, FAILURE, TIMEOUT_REASON)
+
+    def _end(self, task: SimTask, status: str, reason: str | None) -> None:
+        task.handle = None
+        self._release(task)
+        task.status = status
+        task.finish_ms = self.epoch_ms()
+        if status == SUCCESS:
+            task.progress = 100
+            task.image_key = task.final_image
+            task.buttons = task.final_buttons()
+            if task.text_options:
+                text = numbered(task.text_options)
+                task.final_prompt = text
+                if task.action == "DESCRIBE":
+                    task.prompt = text
+        else:
+            task.fail_reason = reason
+        self.counters.finished[status] += 1
+        self.on_change(task)
+
+    # -- control -----------------------------------------------------------------------------
+
+    def cancel(self, task: SimTask) -> bool:
+        """Cancel a task that has not finished; ``False`` if it already had."""
+        if task.status in TERMINAL:
+            return False
+        if task.handle is not None:
+            task.handle.cancel()
+            task.handle = None
+        if task.status == NOT_START:
+            self.accounts[task.mode].queued -= 1  # its queue entry is skipped when reached
+            task.status = CANCEL
+        self._end(task, CANCEL, None)
+        return True
+
+    def forget_all(self) -> None:
+        """Drop every task and free every account, like a restart that lost its store."""
+        self._cancel_timers()
+        for task in self.tasks.values():
+            task.status = CANCEL  # stale queue entries and late callbacks see it is gone
+        self.tasks.clear()
+        for account in self.accounts.values():
+            account.slots_used = account.running = account.queued = 0
+            account.queue.clear()
+
+    def _cancel_timers(self) -> None:
+        for task in self.tasks.values():
+            if task.handle is not None:
+                task.handle.cancel()
+                task.handle = None
+
+    def close(self) -> None:
+        """Stop the timeline (pending transitions never fire)."""
+        self._cancel_timers()
+
+    def live(self) -> Iterator[SimTask]:
+        """Every stored task (for debugging; O(n))."""
+        return iter(self.tasks.values())
