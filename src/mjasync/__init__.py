@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._client import Client
+from ._client import Client, ClientStatistics, ModeStatistics
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -23,11 +23,14 @@ from ._errors import (
     SubmissionUncertainError,
     TaskError,
     TaskFailedError,
+    TaskLostError,
     TaskStalledError,
     TaskTimeoutError,
     TransportError,
     UnsupportedEndpointError,
 )
+from ._events import ProgressEvent
+from ._jobs import Job
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._models import (
     Button,
@@ -38,8 +41,10 @@ from ._models import (
     TaskAction,
     TaskStatus,
 )
+from ._poller import PollSettings
 from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
+from ._scheduler import RefusalPolicy
 
 try:
     __version__ = version("mjasync")
@@ -55,20 +60,26 @@ __all__ = [
     "Button",
     "ButtonKind",
     "Client",
+    "ClientStatistics",
     "Describe",
     "ImageRef",
     "Imagine",
     "InvalidRequestError",
+    "Job",
     "Limiter",
     "LimiterError",
     "LimiterStatistics",
     "LocalLimiter",
     "MjError",
     "Modal",
+    "ModeStatistics",
     "NotFoundError",
+    "PollSettings",
+    "ProgressEvent",
     "ProtocolError",
     "QueueFullError",
     "RateLimitError",
+    "RefusalPolicy",
     "Request",
     "RetryPolicy",
     "ServerError",
@@ -80,6 +91,7 @@ __all__ = [
     "TaskAction",
     "TaskError",
     "TaskFailedError",
+    "TaskLostError",
     "TaskStalledError",
     "TaskStatus",
     "TaskTimeoutError",

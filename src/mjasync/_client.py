@@ -1,24 +1,49 @@
-"""The client facade: configuration, the wire methods, and (above them) the job API."""
+"""The client facade: configuration, the wire methods, and (above them) the job API.
+
+The facade only wires layers together: the scheduler bounds and submits, the tracker polls and
+broadcasts, :class:`Job` is the handle users hold. Long-lived work (one poller per mode) runs in
+the client's own task group, so it cannot outlive ``async with client``.
+"""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from types import TracebackType
 from typing import Any, Final, Literal, Self
 
 import aiohttp
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectSendStream
 
 from ._api import WireAPI
-from ._limiter import Limiter, LocalLimiter
-from ._models import Submission, Task
+from ._errors import MjError, TaskError, TaskTimeoutError, UnsupportedEndpointError
+from ._events import ProgressEvent
+from ._jobs import Job
+from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._models import Button, ButtonKind, Submission, Task, TaskAction, TaskStatus
+from ._poller import PollSettings, Tracker, Watch
 from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
+from ._scheduler import RefusalPolicy, Scheduler
 from ._transport import AuthScheme, Transport, check_mode
-from ._validation import DEFAULT_MAX_IMAGE_BYTES, ImageInput, check_task_id, data_url_size
+from ._validation import (
+    DEFAULT_MAX_IMAGE_BYTES,
+    ImageInput,
+    check_custom_id,
+    check_task_id,
+    data_url_size,
+)
 
-__all__ = ["Client"]
+__all__ = ["Client", "ClientStatistics", "ModeStatistics"]
+
+log = logging.getLogger("mjasync")
 
 
 class _Default:
@@ -29,6 +54,57 @@ class _Default:
 #: Marks "use the client's mode" where ``None`` already means "no mode segment".
 DEFAULT: Final = _Default()
 ModeArg = str | None | _Default
+
+
+@attrs.frozen(slots=True)
+class ModeStatistics:
+    """One mode's budget and watch list at the moment of the snapshot."""
+
+    mode: str
+    limit: int
+    in_flight: int
+    waiting_for_slot: int
+    watched: int
+
+
+@attrs.frozen(slots=True)
+class ClientStatistics:
+    """A snapshot of what the client is doing and has done (``client.statistics()``).
+
+    Attributes:
+        modes: per-mode budget and watch counts.
+        requests: HTTP requests sent (retries included); ``retries`` of them were retries.
+        submits, polls, fetches: requests by kind (``polls`` are list-by-condition calls).
+        queue_full: queue-full refusals seen; ``rate_limited``: HTTP 429 answers.
+        jobs_submitted, jobs_succeeded, jobs_failed: job outcomes so far.
+        events: progress events emitted; ``parsed``: task payloads parsed (the rest were
+            recognised as unchanged before parsing).
+        completed_by_poll, completed_by_push: which source delivered each terminal state.
+    """
+
+    modes: tuple[ModeStatistics, ...]
+    requests: int
+    retries: int
+    submits: int
+    polls: int
+    fetches: int
+    queue_full: int
+    rate_limited: int
+    jobs_submitted: int
+    jobs_succeeded: int
+    jobs_failed: int
+    watched: int
+    events: int
+    parsed: int
+    poll_rounds: int
+    completed_by_poll: int
+    completed_by_push: int
+    pushes_applied: int
+
+    def mode(self, name: str | None) -> ModeStatistics | None:
+        """The snapshot of one mode (``None``: the default budget), if it was used."""
+        key = name or "default"
+        return next((m for m in self.modes if m.mode == key), None)
 
 
 def _env(name: str) -> str | None:
@@ -84,6 +160,9 @@ class Client:
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
         list_batch_size: int = 100,
         image_seed_timeout: float = 120.0,
+        stall_timeout: float = 900.0,
+        refusal_policy: RefusalPolicy | None = None,
+        poll_settings: PollSettings | None = None,
     ) -> None:
         base_url = base_url if base_url is not None else _env("MJ_BASE_URL")
         if base_url is None:
@@ -108,6 +187,17 @@ class Client:
         self.poll_interval = float(poll_interval)
         self.max_image_bytes = max_image_bytes
         self.image_seed_timeout = float(image_seed_timeout)
+        if not isinstance(stall_timeout, int | float) or stall_timeout <= 0:
+            raise ValueError(f"stall_timeout must be a positive number, not {stall_timeout!r}")
+        self._poll_settings = poll_settings or PollSettings.around(
+            self.poll_interval, float(stall_timeout)
+        )
+        self._scheduler = Scheduler(self._api, self._limiter, refusal_policy or RefusalPolicy())
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._tracker: Tracker | None = None
+        self._no_cancel_route: set[str | None] = set()
+        self._succeeded = 0
+        self._failed = 0
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -123,7 +213,17 @@ class Client:
         return self._transport.base_url
 
     async def __aenter__(self) -> Self:
-        await self._limiter.start()
+        if self._task_group is not None:
+            raise RuntimeError("this Client is already open")
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        self._tracker = Tracker(self._api, self._poll_settings, self._limiter.release, task_group)
+        try:
+            await self._limiter.start()
+        except BaseException:
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(
@@ -135,9 +235,24 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Stop background work and close the HTTP session (idempotent)."""
-        await self._limiter.aclose()
-        await self._transport.aclose()
+        """Stop the pollers, release every slot and close the HTTP session (idempotent).
+
+        Jobs still in flight end with a :class:`TaskError` ("client closed") for anyone still
+        awaiting them; the upstream tasks keep running and can be re-attached with
+        :meth:`watch` from another client.
+        """
+        task_group, self._task_group = self._task_group, None
+        tracker = self._tracker
+        try:
+            if tracker is not None:
+                tracker.close_all(lambda w: TaskError("the client was closed", task_id=w.task_id))
+            if task_group is not None:
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self._limiter.aclose()
+                await self._transport.aclose()
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -303,3 +418,504 @@ class Client:
             UnsupportedEndpointError: the server has no cancel route.
         """
         await self._api.cancel(check_task_id(task_id), mode=self._mode(mode))
+
+    # -- the job API: submit, watch, await -------------------------------------------------
+
+    def _open_tracker(self) -> Tracker:
+        if self._tracker is None or self._task_group is None:
+            raise RuntimeError(
+                "the job API needs an open client: use `async with mjasync.Client(...) as "
+                "client:` (the wire methods submit_*/fetch work without it)"
+            )
+        return self._tracker
+
+    def _job(self, watch: Watch) -> Job:
+        assert self._tracker is not None
+        return Job(watch, self._tracker, self._abandon)
+
+    def _abandon(self, watch: Watch, error: MjError) -> None:
+        """Give up on a job: release its slot now, cancel upstream where possible."""
+        tracker, task_group = self._tracker, self._task_group
+        if tracker is None or task_group is None or watch.finished:
+            return
+        log.info("task %s: abandoned (%s)", watch.task_id, error, extra={"task_id": watch.task_id})
+        tracker.fail(watch, error)
+        if watch.mode not in self._no_cancel_route:
+            task_group.start_soon(self._cancel_upstream, watch.task_id, watch.mode)
+
+    async def _cancel_upstream(self, task_id: str, mode: str | None) -> None:
+        try:
+            with anyio.fail_after(self._transport.timeout):
+                await self._api.cancel(task_id, mode=mode)
+        except UnsupportedEndpointError:
+            self._no_cancel_route.add(mode)  # only C# servers have it; don't ask again
+        except (MjError, TimeoutError) as exc:
+            log.info("task %s: upstream cancel failed: %s", task_id, exc)
+
+    def _initial_event(self, request: Request, submission: Submission) -> ProgressEvent:
+        if submission.queued:
+            status = TaskStatus.NOT_START
+        elif submission.needs_modal:
+            status = TaskStatus.MODAL
+        else:
+            status = TaskStatus.SUBMITTED
+        assert submission.task_id is not None
+        stand_in = Task(
+            id=submission.task_id,
+            status=status,
+            action=TaskAction.__members__.get(request.kind.upper(), TaskAction.UNKNOWN),
+            prompt=getattr(request, "prompt", None),
+            properties=submission.properties,
+        )
+        return ProgressEvent(
+            task_id=submission.task_id,
+            status=status,
+            progress=None,
+            task=stand_in,
+            request=request,
+            queue_position=submission.queue_position,
+            source="submit",
+        )
+
+    async def submit(self, request: Request, *, mode: ModeArg = DEFAULT) -> Job:
+        """Wait for a free slot, submit, and return a :class:`Job` to watch or await.
+
+        The slot is held until the job is terminal, so no more than ``concurrency`` jobs are
+        ever on the upstream account per mode. Queue-full refusals are absorbed (waited out
+        and resubmitted with the same body; the server had refused it, so nothing is paid
+        twice).
+
+        Raises:
+            ValueError, TypeError: bad request (nothing sent).
+            BannedPromptError, InvalidRequestError, ...: the server refused the job.
+            SubmissionUncertainError: the job may exist upstream; it was not resent.
+        """
+        self._open_tracker()
+        if not isinstance(request, Imagine | Blend | Describe | Shorten | Action | Modal):
+            raise TypeError(
+                f"submit() takes a request (mjasync.Imagine, Blend, ...), not "
+                f"{type(request).__name__}"
+            )
+        mode_value = self._mode(mode)
+        body = self.request_body(request)
+        slot = await self._scheduler.acquire(mode_value)
+        return await self._submit_with_slot(request, body, mode_value, slot)
+
+    async def _submit_with_slot(
+        self, request: Request, body: Mapping[str, Any], mode: str | None, slot: Slot
+    ) -> Job:
+        """Submit while holding ``slot``; the slot goes back if the submit fails."""
+        tracker = self._open_tracker()
+        try:
+            submission = await self._scheduler.submit(request.route, body, mode)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._limiter.release(slot)
+            raise
+        assert submission.task_id is not None
+        log.info(
+            "task %s: submitted (%s, code %d)",
+            submission.task_id,
+            request.kind,
+            submission.code,
+            extra={"task_id": submission.task_id},
+        )
+        watch = tracker.add(
+            submission.task_id,
+            mode,
+            request=request,
+            slot=slot,
+            initial=self._initial_event(request, submission),
+        )
+        return self._job(watch)
+
+    async def run(
+        self, request: Request, *, mode: ModeArg = DEFAULT, timeout: float | None = None
+    ) -> Task:
+        """Submit a request and wait for its terminal task (``submit`` + ``result``).
+
+        Raises:
+            TaskFailedError, TaskTimeoutError, TaskStalledError: see :meth:`Job.result`.
+        """
+        job = await self.submit(request, mode=mode)
+        return await self._finish(job, timeout)
+
+    async def _finish(self, job: Job, timeout: float | None) -> Task:
+        try:
+            task = await job.result(timeout)
+        except MjError:
+            self._failed += 1
+            raise
+        self._succeeded += 1
+        return task
+
+    async def imagine(
+        self,
+        prompt: str,
+        *,
+        images: Sequence[ImageInput] = (),
+        bot_type: str | None = None,
+        mode: ModeArg = DEFAULT,
+        timeout: float | None = None,
+    ) -> Task:
+        """Generate a grid from a prompt and return the finished task (the shortest form).
+
+        Example::
+
+            task = await client.imagine("a black cat --ar 3:2")
+            print(task.image_url, [b.name for b in task.buttons])
+        """
+        request = Imagine(prompt, images, bot_type=bot_type)
+        return await self.run(request, mode=mode, timeout=timeout)
+
+    # -- buttons and MODAL flows -----------------------------------------------------------
+
+    async def _resolve(self, task: Task | str, button: Button | str) -> tuple[str, Button | str]:
+        if isinstance(button, Button):
+            return (task.id if isinstance(task, Task) else check_task_id(task)), button
+        if not isinstance(button, str):
+            raise TypeError(f"button must be a Button or a str, not {type(button).__name__}")
+        if isinstance(task, Task):
+            if button.startswith("MJ::"):
+                return task.id, check_custom_id(button)
+            return task.id, task.button(button)
+        task_id = check_task_id(task)
+        if button.startswith("MJ::"):
+            return task_id, check_custom_id(button)
+        return task_id, (await self.fetch(task_id)).button(button)
+
+    async def action(
+        self,
+        task: Task | str,
+        button: Button | str,
+        *,
+        prompt: str | None = None,
+        mask: ImageInput | None = None,
+        mode: ModeArg = DEFAULT,
+        timeout: float | None = None,
+    ) -> Task:
+        """Press a button of a finished task and return the resulting task.
+
+        ``button`` is a short name (``"U1"``, ``"V2"``, ``"reroll"``, ``"zoom_2x"``,
+        ``"pan_left"``, ...), a label, a :class:`Button` or a custom id. If the new task waits
+        in MODAL (custom zoom, vary region, or any action on a remix account), the modal step
+        is sent for you with ``prompt`` (default: the server's suggested prompt) and ``mask``.
+
+        Raises:
+            ValueError: the task has no such button (the message lists the ones it has).
+            TaskFailedError, TaskTimeoutError, TaskStalledError: as for :meth:`run`.
+        """
+        task_id, resolved = await self._resolve(task, button)
+        custom_id = resolved.custom_id if isinstance(resolved, Button) else resolved
+        modal = Modal(task_id, prompt=prompt, mask=mask) if (prompt or mask) else None
+        parent_prompt = task.prompt if isinstance(task, Task) else None
+        job = await self.submit(Action(task_id, custom_id), mode=mode)
+        return await self._drive_modal(job, modal, parent_prompt, timeout)
+
+    async def _drive_modal(
+        self, job: Job, modal: Modal | None, fallback_prompt: str | None, timeout: float | None
+    ) -> Task:
+        """Wait for a job; if it stops in MODAL, send the modal step, then wait for the end."""
+        deadline = None if timeout is None else anyio.current_time() + timeout
+        with anyio.move_on_after(timeout) as scope:
+            async with aclosing(job.events()) as events:
+                async for event in events:
+                    if event.status is TaskStatus.MODAL:
+                        await self._submit_modal_step(job, event, modal, fallback_prompt)
+                        break
+        if scope.cancelled_caught:
+            # Our events() consumer was cancelled by the deadline, which abandoned the job.
+            self._failed += 1
+            raise TaskTimeoutError(
+                f"not finished after {timeout:g}s", task_id=job.id, task=job.task
+            )
+        remaining = None if deadline is None else max(0.0, deadline - anyio.current_time())
+        return await self._finish(job, remaining)
+
+    async def _submit_modal_step(
+        self,
+        job: Job,
+        event: ProgressEvent,
+        modal: Modal | None,
+        fallback_prompt: str | None,
+    ) -> None:
+        suggested = event.task.final_prompt if event.task is not None else None
+        if modal is None:
+            text = suggested or fallback_prompt
+            if not text:
+                raise TaskError(
+                    "the task waits in MODAL and no prompt is known; pass prompt=",
+                    task_id=job.id,
+                    task=event.task,
+                )
+            modal = Modal(job.id, prompt=text)
+        else:
+            modal = attrs.evolve(modal, task_id=job.id)
+        body = self.request_body(modal)
+        submission = await self._api.submit(modal.route, body, mode=job.mode)
+        if submission.task_id not in (None, job.id):
+            log.info("task %s: modal continued as task %s", job.id, submission.task_id)
+
+    async def custom_zoom(
+        self,
+        task: Task | str,
+        *,
+        zoom: float = 2.0,
+        prompt: str | None = None,
+        mode: ModeArg = DEFAULT,
+        timeout: float | None = None,
+    ) -> Task:
+        """Custom Zoom an upscaled image by ``zoom`` (1.0-2.0); the MODAL step is handled.
+
+        ``prompt`` defaults to the task's own prompt; ``--zoom`` is appended for you.
+        """
+        if not isinstance(zoom, int | float) or isinstance(zoom, bool) or not 1.0 <= zoom <= 2.0:
+            raise ValueError(f"zoom must be a number within 1.0..2.0, not {zoom!r}")
+        task_obj = task if isinstance(task, Task) else await self.fetch(task, mode=mode)
+        button = _button_of_kind(task_obj, ButtonKind.CUSTOM_ZOOM)
+        base = prompt if prompt is not None else (task_obj.prompt or "")
+        text = f"{base.strip()} --zoom {zoom:g}".strip()
+        return await self.action(task_obj, button, prompt=text, mode=mode, timeout=timeout)
+
+    async def vary_region(
+        self,
+        task: Task | str,
+        *,
+        mask: ImageInput,
+        prompt: str | None = None,
+        mode: ModeArg = DEFAULT,
+        timeout: float | None = None,
+    ) -> Task:
+        """Vary (Region) of an upscaled image: ``mask`` is a PNG, white where to repaint."""
+        Modal("0", mask=mask)  # validate the mask before any request
+        task_obj = task if isinstance(task, Task) else await self.fetch(task, mode=mode)
+        button = _button_of_kind(task_obj, ButtonKind.INPAINT)
+        return await self.action(
+            task_obj,
+            button,
+            prompt=prompt or task_obj.prompt,
+            mask=mask,
+            mode=mode,
+            timeout=timeout,
+        )
+
+    async def upscale(self, task: Task | str, index: int, **kw: Any) -> Task:
+        """Press U1-U4 (``index`` 1-4)."""
+        return await self.action(task, f"U{_index(index)}", **kw)
+
+    async def variation(self, task: Task | str, index: int, **kw: Any) -> Task:
+        """Press V1-V4 (``index`` 1-4)."""
+        return await self.action(task, f"V{_index(index)}", **kw)
+
+    async def reroll(self, task: Task | str, **kw: Any) -> Task:
+        """Press 🔄 (re-run the prompt)."""
+        return await self.action(task, "reroll", **kw)
+
+    async def zoom(self, task: Task | str, factor: float = 2.0, **kw: Any) -> Task:
+        """Zoom Out 2x or 1.5x (``factor``)."""
+        if factor not in (2, 1.5):
+            raise ValueError(f"zoom factor must be 2 or 1.5 (use custom_zoom otherwise): {factor}")
+        return await self.action(task, f"zoom_{factor:g}x", **kw)
+
+    async def pan(self, task: Task | str, direction: str, **kw: Any) -> Task:
+        """Pan ``left``, ``right``, ``up`` or ``down``."""
+        if direction not in ("left", "right", "up", "down"):
+            raise ValueError(f"direction must be left, right, up or down, not {direction!r}")
+        return await self.action(task, f"pan_{direction}", **kw)
+
+    async def vary(self, task: Task | str, *, strong: bool = False, **kw: Any) -> Task:
+        """Vary (Subtle) or, with ``strong=True``, Vary (Strong) an upscaled image."""
+        return await self.action(task, "vary_strong" if strong else "vary_subtle", **kw)
+
+    # -- many jobs -------------------------------------------------------------------------
+
+    async def watch(
+        self, task_ids: Iterable[str], *, mode: ModeArg = DEFAULT
+    ) -> AsyncIterator[ProgressEvent]:
+        """Re-attach to tasks submitted elsewhere and stream their events until all end.
+
+        No slot is taken: those jobs were counted by whoever submitted them.
+        """
+        tracker = self._open_tracker()
+        if isinstance(task_ids, str):
+            raise TypeError("task_ids must be an iterable of ids, not a single str")
+        mode_value = self._mode(mode)
+        ids = list(dict.fromkeys(check_task_id(t) for t in task_ids))
+        jobs = [self._job(tracker.add(task_id, mode_value)) for task_id in ids]
+        async for event in _merge(jobs):
+            yield event
+
+    def job(self, task_id: str, *, mode: ModeArg = DEFAULT) -> Job:
+        """A :class:`Job` handle for an existing task id (re-attach; no slot is taken)."""
+        tracker = self._open_tracker()
+        return self._job(tracker.add(check_task_id(task_id), self._mode(mode)))
+
+    async def stream(
+        self, requests: Iterable[Request], *, mode: ModeArg = DEFAULT
+    ) -> AsyncIterator[ProgressEvent]:
+        """Submit many requests (bounded by the slots) and yield all their events as they come.
+
+        Each event carries its ``request``. A request whose submit fails yields one terminal
+        event with ``task_id=None`` and ``error`` set; the others go on.
+        """
+        self._open_tracker()
+        send, receive = anyio.create_memory_object_stream[ProgressEvent](math.inf)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._feed, requests, mode, send)
+            async with receive:
+                async for event in receive:
+                    yield event
+
+    async def _feed(
+        self,
+        requests: Iterable[Request],
+        mode: ModeArg,
+        send: MemoryObjectSendStream[ProgressEvent],
+    ) -> None:
+        mode_value = self._mode(mode)
+        async with send, anyio.create_task_group() as tg:
+            for request in requests:
+                try:
+                    body = self.request_body(request)
+                except (TypeError, ValueError, AttributeError) as exc:
+                    raise TypeError(f"stream() got an unusable request {request!r}: {exc}") from exc
+                # Waiting for the slot here, not in each task, keeps a 10,000-request batch
+                # at `concurrency` tasks in memory rather than 10,000.
+                slot = await self._scheduler.acquire(mode_value)
+                tg.start_soon(self._follow, request, body, mode_value, slot, send.clone())
+
+    async def _follow(
+        self,
+        request: Request,
+        body: Mapping[str, Any],
+        mode: str | None,
+        slot: Slot,
+        send: anyio.abc.ObjectSendStream[ProgressEvent],
+    ) -> None:
+        async with send:
+            try:
+                job = await self._submit_with_slot(request, body, mode, slot)
+            except MjError as exc:
+                self._failed += 1
+                await send.send(
+                    ProgressEvent(
+                        task_id=None,
+                        status=TaskStatus.FAILURE,
+                        progress=None,
+                        task=None,
+                        request=request,
+                        error=exc,
+                        source="submit",
+                    )
+                )
+                return
+            async with aclosing(job.events()) as events:
+                async for event in events:
+                    if event.request is not request:
+                        event = attrs.evolve(event, request=request)
+                    if event.is_terminal:
+                        if event.error is None:
+                            self._succeeded += 1
+                        else:
+                            self._failed += 1
+                    await send.send(event)
+
+    async def gather(
+        self, requests: Iterable[Request], *, mode: ModeArg = DEFAULT
+    ) -> list[Task | MjError]:
+        """Run many requests; return a :class:`Task` or the exception for each, in input order.
+
+        Example::
+
+            results = await client.gather(mjasync.Imagine(p) for p in prompts)
+            ok = [r for r in results if isinstance(r, mjasync.Task)]
+        """
+        ordered = list(requests)
+        index = {id(request): i for i, request in enumerate(ordered)}
+        results: list[Task | MjError | None] = [None] * len(ordered)
+        async for event in self.stream(ordered, mode=mode):
+            if not event.is_terminal:
+                continue
+            position = index[id(event.request)]
+            if event.error is not None:
+                results[position] = event.error
+            else:
+                assert event.task is not None
+                results[position] = event.task
+        return [r if r is not None else TaskError("no outcome", task_id="?") for r in results]
+
+    # -- observability ---------------------------------------------------------------------
+
+    def statistics(self) -> ClientStatistics:
+        """A frozen snapshot: in flight per mode, limits, requests, retries, refusals, jobs."""
+        tracker = self._tracker
+        wire = self._api.counters
+        modes = []
+        for limiter_stats in self._limiter.statistics():
+            modes.append(_mode_stats(limiter_stats, tracker))
+        counters = tracker.counters if tracker is not None else None
+        return ClientStatistics(
+            modes=tuple(modes),
+            requests=wire.requests,
+            retries=wire.retries,
+            submits=wire.submit_requests,
+            polls=wire.list_requests,
+            fetches=wire.fetch_requests,
+            queue_full=wire.queue_full,
+            rate_limited=wire.rate_limited,
+            jobs_submitted=self._scheduler.counters.submitted,
+            jobs_succeeded=self._succeeded,
+            jobs_failed=self._failed,
+            watched=tracker.watched() if tracker is not None else 0,
+            events=counters.events if counters else 0,
+            parsed=counters.parsed if counters else 0,
+            poll_rounds=counters.poll_rounds if counters else 0,
+            completed_by_poll=counters.completed_by_poll if counters else 0,
+            completed_by_push=counters.completed_by_push if counters else 0,
+            pushes_applied=counters.pushes_applied if counters else 0,
+        )
+
+
+def _mode_stats(stats: LimiterStatistics, tracker: Tracker | None) -> ModeStatistics:
+    return ModeStatistics(
+        mode=stats.mode,
+        limit=stats.limit,
+        in_flight=stats.in_use,
+        waiting_for_slot=stats.waiting,
+        watched=tracker.watched(stats.mode) if tracker is not None else 0,
+    )
+
+
+def _index(index: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, int) or not 1 <= index <= 4:
+        raise ValueError(f"index must be 1, 2, 3 or 4, not {index!r}")
+    return index
+
+
+def _button_of_kind(task: Task, kind: ButtonKind) -> Button:
+    for button in task.buttons:
+        if button.kind is kind:
+            return button
+    names = ", ".join(b.name for b in task.buttons) or "none"
+    raise ValueError(
+        f"task {task.id} has no {kind.value} button (it needs an upscaled image); "
+        f"available: {names}"
+    )
+
+
+async def _merge(jobs: Sequence[Job]) -> AsyncIterator[ProgressEvent]:
+    """The events of several jobs, interleaved as they happen."""
+    send, receive = anyio.create_memory_object_stream[ProgressEvent](math.inf)
+
+    async def pump(job: Job, out: anyio.abc.ObjectSendStream[ProgressEvent]) -> None:
+        async with out, aclosing(job.events()) as events:
+            async for event in events:
+                await out.send(event)
+
+    async with anyio.create_task_group() as tg:
+        async with send:
+            for job in jobs:
+                tg.start_soon(pump, job, send.clone())
+        async with receive:
+            async for event in receive:
+                yield event

@@ -19,7 +19,8 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     └── TaskError ................. a task ended badly (``task_id``, ``task``)
         ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
         ├── TaskTimeoutError ...... the caller's overall timeout ran out
-        └── TaskStalledError ...... progress did not move for ``stall_timeout``
+        ├── TaskStalledError ...... progress did not move for ``stall_timeout``
+        └── TaskLostError ......... the server forgot the task (restart, relay expiry)
 
 Misuse (bad arguments) raises :class:`ValueError` or :class:`TypeError` before any request.
 
@@ -50,6 +51,7 @@ __all__ = [
     "SubmissionUncertainError",
     "TaskError",
     "TaskFailedError",
+    "TaskLostError",
     "TaskStalledError",
     "TaskTimeoutError",
     "TransportError",
@@ -286,3 +288,7 @@ class TaskTimeoutError(TaskError):
 
 class TaskStalledError(TaskError):
     """The task's status and progress did not change for longer than ``stall_timeout``."""
+
+
+class TaskLostError(TaskError):
+    """The server no longer knows a task it accepted (it restarted, or a relay expired it)."""

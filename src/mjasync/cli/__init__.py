@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app.main(args=argv, prog_name="mjasync")
     except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            return exc.code or 0
-        print(exc.code, file=sys.stderr)
+        code: object = exc.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        print(code, file=sys.stderr)
         return 1
-    return 0

@@ -1,0 +1,452 @@
+"""Watching tasks: one batched polling loop per mode, fed also by pushed task payloads.
+
+Every watched task is a :class:`Watch`. Observations (polled or pushed) go through
+:meth:`Tracker.observe`, which compares the raw status/progress before parsing anything, drops
+duplicates and regressions, and broadcasts the rest as :class:`ProgressEvent` to each consumer.
+A poll round asks ``list-by-condition`` for every task that is due, so N tasks cost about
+N / batch requests, not N.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from typing import Any, Literal
+
+import anyio
+import anyio.abc
+import attrs
+
+from ._api import WireAPI
+from ._converter import parse_task, parse_task_id
+from ._errors import (
+    AuthenticationError,
+    MjError,
+    NotFoundError,
+    ProtocolError,
+    TaskFailedError,
+    TaskLostError,
+    TaskStalledError,
+    UnsupportedEndpointError,
+)
+from ._events import EventQueue, ProgressEvent, is_advance
+from ._limiter import Slot, mode_key
+from ._models import Task, TaskStatus
+
+__all__ = ["PollSettings", "Tracker", "Watch", "next_poll_interval"]
+
+log = logging.getLogger("mjasync")
+
+Source = Literal["submit", "poll", "push"]
+_WAITING = frozenset({TaskStatus.UNKNOWN, TaskStatus.NOT_START, TaskStatus.SUBMITTED})
+
+
+@attrs.frozen(slots=True)
+class PollSettings:
+    """How the poller paces itself.
+
+    Args:
+        interval: the base interval: how often a task whose progress moves is polled.
+        max_interval: the slowest a task is polled while nothing changes.
+        push_interval: how often a task that receives pushes is still polled (a fallback).
+        push_health: a push within this many seconds makes a task push-healthy.
+        stall_timeout: seconds without any change before :class:`TaskStalledError`.
+        missing_rounds: rounds a task may be absent from list answers before it is
+            confirmed with a direct fetch and reported lost.
+    """
+
+    interval: float = 2.0
+    max_interval: float = 8.0
+    push_interval: float = 20.0
+    push_health: float = 30.0
+    stall_timeout: float = 900.0
+    missing_rounds: int = 3
+
+    @classmethod
+    def around(cls, interval: float, stall_timeout: float = 900.0) -> PollSettings:
+        """Settings scaled from one base interval."""
+        return cls(
+            interval=interval,
+            max_interval=interval * 4,
+            push_interval=interval * 10,
+            push_health=interval * 15,
+            stall_timeout=stall_timeout,
+        )
+
+
+def next_poll_interval(
+    settings: PollSettings,
+    status: TaskStatus,
+    *,
+    changed: bool,
+    quiet_rounds: int,
+    push_healthy: bool,
+) -> float:
+    """Seconds until a task should be polled again (pure).
+
+    Moving tasks are polled at the base interval; tasks waiting in a queue at twice that;
+    quiet ones back off gently up to ``max_interval``; push-healthy ones rarely, since pushes
+    tell us first.
+
+    >>> s = PollSettings(interval=1.0, max_interval=4.0)
+    >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
+    ...                    push_healthy=False)
+    1.0
+    """
+    if push_healthy:
+        return settings.push_interval
+    if changed and status is TaskStatus.IN_PROGRESS:
+        return settings.interval
+    if status in _WAITING:
+        return min(settings.max_interval, settings.interval * 2)
+    return min(settings.max_interval, settings.interval * (1.5 ** min(quiet_rounds, 8)))
+
+
+@attrs.define(eq=False)
+class Watch:
+    """The client's knowledge of one task, shared by every handle and consumer of it."""
+
+    task_id: str
+    mode: str | None
+    request: object = None
+    slot: Slot | None = None
+    status: TaskStatus | None = None
+    progress: int | None = None
+    raw_key: tuple[object, object] | None = None  # (status, progress) exactly as last received
+    task: Task | None = None
+    last_event: ProgressEvent | None = None
+    outcome: Task | MjError | None = None
+    queues: set[EventQueue] = attrs.field(factory=set)
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    last_change: float = 0.0
+    due: float = 0.0
+    quiet_rounds: int = 0
+    misses: int = 0
+    pushed_at: float = -math.inf
+    consumers: int = 0
+    finished_by: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        """``True`` once an outcome (terminal task or error) is known."""
+        return self.outcome is not None
+
+
+@attrs.define
+class TrackerCounters:
+    """Running totals of the tracker (read by ``client.statistics()``)."""
+
+    poll_rounds: int = 0
+    observations: int = 0
+    events: int = 0
+    parsed: int = 0
+    pushes_applied: int = 0
+    completed_by_poll: int = 0
+    completed_by_push: int = 0
+    lost: int = 0
+    stalled: int = 0
+
+
+ReleaseSlot = Callable[[Slot], Coroutine[Any, Any, None]]
+
+
+class Tracker:
+    """All watched tasks of one client, and the polling loop of each mode.
+
+    Args:
+        api: the wire API used for polling.
+        settings: pacing.
+        release: gives a slot back to the limiter when a watched job ends.
+        task_group: the client's task group, where the per-mode loops run.
+    """
+
+    def __init__(
+        self,
+        api: WireAPI,
+        settings: PollSettings,
+        release: ReleaseSlot,
+        task_group: anyio.abc.TaskGroup,
+    ) -> None:
+        self.api = api
+        self.settings = settings
+        self._release = release
+        self._tg = task_group
+        self._watches: dict[str, dict[str, Watch]] = {}
+        self._wakeups: dict[str, anyio.Event] = {}
+        self.counters = TrackerCounters()
+
+    # -- registry --------------------------------------------------------------------------
+
+    def watched(self, mode: str | None = None) -> int:
+        """How many tasks are watched (in one mode, or in all)."""
+        if mode is not None:
+            return len(self._watches.get(mode_key(mode), {}))
+        return sum(len(group) for group in self._watches.values())
+
+    def find(self, task_id: str) -> Watch | None:
+        """The live watch of a task id in any mode, if any."""
+        for group in self._watches.values():
+            watch = group.get(task_id)
+            if watch is not None:
+                return watch
+        return None
+
+    def add(
+        self,
+        task_id: str,
+        mode: str | None,
+        *,
+        request: object = None,
+        slot: Slot | None = None,
+        initial: ProgressEvent | None = None,
+    ) -> Watch:
+        """Start watching a task (or return the existing watch of the same id and mode)."""
+        key = mode_key(mode)
+        group = self._watches.get(key)
+        if group is None:
+            group = self._watches[key] = {}
+            self._tg.start_soon(self._run_mode, key, mode, name=f"mjasync poller {key}")
+        existing = group.get(task_id)
+        if existing is not None:
+            return existing
+        now = anyio.current_time()
+        watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot)
+        watch.last_change = now
+        watch.due = now + self.settings.interval
+        if initial is not None:
+            watch.status, watch.progress, watch.task = (
+                initial.status,
+                initial.progress,
+                initial.task,
+            )
+            watch.last_event = initial
+        else:
+            watch.due = now  # reattaching: learn the state at once
+        group[task_id] = watch
+        wake = self._wakeups.get(key)
+        if wake is not None:
+            wake.set()
+        return watch
+
+    def close_all(self, error: Callable[[Watch], MjError]) -> None:
+        """End every watch (the client is closing); consumers get ``error(watch)``."""
+        for group in list(self._watches.values()):
+            for watch in list(group.values()):
+                self.fail(watch, error(watch))
+
+    def subscribe(self, watch: Watch) -> EventQueue:
+        """A new consumer's queue, primed with the current state (late consumers catch up)."""
+        queue = EventQueue()
+        if watch.last_event is not None:
+            queue.put(watch.last_event)
+        if watch.finished:
+            queue.close()
+        else:
+            watch.queues.add(queue)
+        return queue
+
+    # -- observations ----------------------------------------------------------------------
+
+    def observe(self, payload: Mapping[str, Any], source: Source) -> bool:
+        """Apply one task payload (polled or pushed). Returns ``True`` if it produced an event."""
+        task_id = parse_task_id(payload.get("id"))
+        if task_id is None:
+            return False
+        watch = self.find(task_id)
+        if watch is None or watch.finished:
+            return False
+        return self._apply(watch, payload, source)
+
+    def _apply(self, watch: Watch, payload: Mapping[str, Any], source: Source) -> bool:
+        self.counters.observations += 1
+        now = anyio.current_time()
+        watch.misses = 0
+        if source == "push":
+            watch.pushed_at = now
+            self.counters.pushes_applied += 1
+        raw_key = (payload.get("status"), payload.get("progress"))
+        if raw_key == watch.raw_key:
+            return False  # the same observation again: nothing to parse
+        watch.raw_key = raw_key
+        try:
+            task = parse_task(payload)
+        except ProtocolError as exc:
+            log.warning("task %s: unreadable payload ignored: %s", watch.task_id, exc)
+            return False
+        self.counters.parsed += 1
+        if not is_advance(watch.status, watch.progress, task.status, task.progress):
+            return False
+        watch.status, watch.progress, watch.task = task.status, task.progress, task
+        watch.last_change = now
+        watch.quiet_rounds = 0
+        error = None
+        if task.status in (TaskStatus.FAILURE, TaskStatus.CANCEL):
+            reason = task.fail_reason or task.status.value.lower()
+            error = TaskFailedError(reason, task_id=task.id, task=task)
+        event = ProgressEvent(
+            task_id=task.id,
+            status=task.status,
+            progress=task.progress,
+            task=task,
+            request=watch.request,
+            error=error,
+            source=source,
+        )
+        self._broadcast(watch, event)
+        if task.is_terminal:
+            if source == "push":
+                self.counters.completed_by_push += 1
+            else:
+                self.counters.completed_by_poll += 1
+            self._finish(watch, task, finished_by=source)
+        return True
+
+    def _broadcast(self, watch: Watch, event: ProgressEvent) -> None:
+        watch.last_event = event
+        self.counters.events += 1
+        for queue in watch.queues:
+            queue.put(event)
+        if event.task_id is not None:
+            log.debug(
+                "task %s: %s %s%%",
+                event.task_id,
+                event.status.value,
+                event.progress,
+                extra={"task_id": event.task_id},
+            )
+
+    def fail(self, watch: Watch, error: MjError) -> None:
+        """End a watch with an error (stalled, lost, abandoned, auth failure)."""
+        if watch.finished:
+            return
+        event = ProgressEvent(
+            task_id=watch.task_id,
+            status=watch.status or TaskStatus.UNKNOWN,
+            progress=watch.progress,
+            task=watch.task,
+            request=watch.request,
+            error=error,
+            source="poll",
+        )
+        self._broadcast(watch, event)
+        self._finish(watch, error, finished_by="error")
+
+    def _finish(self, watch: Watch, outcome: Task | MjError, *, finished_by: str) -> None:
+        watch.outcome = outcome
+        watch.finished_by = finished_by
+        group = self._watches.get(mode_key(watch.mode))
+        if group is not None and group.get(watch.task_id) is watch:
+            del group[watch.task_id]
+        for queue in watch.queues:
+            queue.close()
+        watch.queues.clear()
+        watch.done.set()
+        slot, watch.slot = watch.slot, None
+        if slot is not None:
+            # Releasing may touch a shared store (Redis): do it off this call path.
+            self._tg.start_soon(self._release, slot)
+
+    # -- polling ---------------------------------------------------------------------------
+
+    async def _run_mode(self, key: str, mode: str | None) -> None:
+        settings = self.settings
+        while True:
+            group = self._watches.get(key, {})
+            if not group:
+                wake = self._wakeups[key] = anyio.Event()
+                await wake.wait()
+                continue
+            now = anyio.current_time()
+            self._check_stalls(group.values(), now)
+            # Batch generously: a task due within half an interval rides along now.
+            horizon = now + settings.interval / 2
+            due = [w for w in group.values() if w.due <= horizon]
+            if due:
+                await self._poll(due, mode)
+            group = self._watches.get(key, {})
+            if not group:
+                continue
+            next_due = min(w.due for w in group.values())
+            delay = max(0.0, min(next_due - anyio.current_time(), settings.interval))
+            wake = self._wakeups[key] = anyio.Event()
+            with anyio.move_on_after(delay):
+                await wake.wait()
+
+    def _check_stalls(self, watches: Iterable[Watch], now: float) -> None:
+        limit = self.settings.stall_timeout
+        for watch in list(watches):
+            if watch.status is not TaskStatus.MODAL and now - watch.last_change > limit:
+                self.counters.stalled += 1
+                self.fail(
+                    watch,
+                    TaskStalledError(
+                        f"no change for {limit:g}s (last status {watch.status})",
+                        task_id=watch.task_id,
+                        task=watch.task,
+                    ),
+                )
+
+    async def _poll(self, due: list[Watch], mode: str | None) -> None:
+        self.counters.poll_rounds += 1
+        ids = [w.task_id for w in due]
+        try:
+            payloads = await self.api.fetch_payloads(ids, mode=mode)
+        except (AuthenticationError, UnsupportedEndpointError) as exc:
+            # These will not heal by waiting: end the jobs now rather than at the stall limit.
+            for watch in due:
+                self.fail(watch, exc)
+            return
+        except MjError as exc:
+            log.warning("poll of %d task(s) failed after retries: %s", len(ids), exc)
+            later = anyio.current_time() + self.settings.max_interval
+            for watch in due:
+                watch.due = later
+            return
+        seen: set[str] = set()
+        for payload in payloads:
+            if not isinstance(payload, Mapping):
+                continue
+            task_id = parse_task_id(payload.get("id"))
+            if task_id is None:
+                continue
+            seen.add(task_id)
+            found = self.find(task_id)
+            if found is not None and not found.finished and not self._apply(found, payload, "poll"):
+                found.quiet_rounds += 1
+        now = anyio.current_time()
+        for watch in due:
+            if watch.finished:
+                continue
+            if watch.task_id not in seen:
+                watch.misses += 1
+                if watch.misses >= self.settings.missing_rounds:
+                    watch.misses = 0  # one confirmation at a time
+                    self._tg.start_soon(self._confirm_lost, watch)
+            healthy = now - watch.pushed_at <= self.settings.push_health
+            watch.due = now + next_poll_interval(
+                self.settings,
+                watch.status or TaskStatus.UNKNOWN,
+                changed=watch.quiet_rounds == 0,
+                quiet_rounds=watch.quiet_rounds,
+                push_healthy=healthy,
+            )
+
+    async def _confirm_lost(self, watch: Watch) -> None:
+        try:
+            task = await self.api.fetch(watch.task_id, mode=watch.mode)
+        except NotFoundError:
+            self.counters.lost += 1
+            self.fail(
+                watch,
+                TaskLostError(
+                    "the server no longer knows this task (it restarted, or expired the task)",
+                    task_id=watch.task_id,
+                    task=watch.task,
+                ),
+            )
+            return
+        except MjError as exc:
+            log.info("task %s: could not confirm whether it is lost: %s", watch.task_id, exc)
+            return
+        self._apply(watch, task.raw, "poll")

@@ -1,0 +1,115 @@
+"""Submitting under an in-flight budget: take a slot, submit, absorb queue-full refusals.
+
+A slot is taken before the POST and kept until the job is terminal (the tracker gives it
+back), so the limit counts jobs on the upstream account, not HTTP requests. A refusal (code 23,
+C's "queue full", HTTP 429) means the server did not take the job: wait (Retry-After aware)
+and send the same body again. The POST itself is shielded from cancellation so a task id the
+server already assigned is never lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import anyio
+import attrs
+
+from ._api import WireAPI
+from ._errors import QueueFullError, RateLimitError
+from ._limiter import Limiter, Slot
+from ._models import Submission
+from ._retry import RetryPolicy, backoff_delay
+
+__all__ = ["RefusalPolicy", "Scheduler"]
+
+log = logging.getLogger("mjasync")
+
+
+@attrs.frozen(slots=True)
+class RefusalPolicy:
+    """How long to keep resubmitting a job the server refused as queue-full or rate-limited.
+
+    Args:
+        backoff: delays between attempts (``max_retries`` is ignored; see ``max_wait``).
+        max_wait: total seconds of refusals before :class:`QueueFullError` is raised.
+    """
+
+    backoff: RetryPolicy = attrs.field(
+        factory=lambda: RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.5)
+    )
+    max_wait: float = 900.0
+
+
+@attrs.define
+class SchedulerCounters:
+    """Running totals of the scheduler."""
+
+    submitted: int = 0
+    refusals: int = 0
+    waiting_for_slot: int = 0
+
+
+class Scheduler:
+    """Bounds jobs in flight per mode with a :class:`Limiter`, and submits under it."""
+
+    def __init__(
+        self,
+        api: WireAPI,
+        limiter: Limiter,
+        refusals: RefusalPolicy,
+        *,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.api = api
+        self.limiter = limiter
+        self.refusals = refusals
+        self.counters = SchedulerCounters()
+        self._random = random
+
+    async def acquire(self, mode: str | None) -> Slot:
+        """Wait for a free slot in ``mode``'s budget (back-pressure for big batches)."""
+        self.counters.waiting_for_slot += 1
+        try:
+            return await self.limiter.acquire(mode)
+        finally:
+            self.counters.waiting_for_slot -= 1
+
+    async def submit(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
+        """Submit with a slot already held; resubmit the same body after refusals.
+
+        Raises:
+            QueueFullError, RateLimitError: refused for longer than ``max_wait``.
+            SubmissionUncertainError, APIError, TransportError: as the wire API raises them.
+        """
+        started = anyio.current_time()
+        attempt = 0
+        while True:
+            try:
+                # Shielded: once the POST is out, its answer (the task id) must be read.
+                with anyio.CancelScope(shield=True):
+                    submission = await self.api.submit(route, body, mode=mode, retry_refusals=False)
+            except (QueueFullError, RateLimitError) as exc:
+                self.counters.refusals += 1
+                await self.limiter.feedback(mode, "refused")
+                attempt += 1
+                delay = exc.retry_after
+                if delay is None:
+                    delay = backoff_delay(attempt, self.refusals.backoff, self._random)
+                waited = anyio.current_time() - started
+                if waited + delay > self.refusals.max_wait:
+                    raise
+                log.info(
+                    "submit %s refused (%s); resubmitting in %.2fs (attempt %d)",
+                    route,
+                    type(exc).__name__,
+                    delay,
+                    attempt + 1,
+                )
+                await anyio.sleep(delay)
+                continue
+            self.counters.submitted += 1
+            await self.limiter.feedback(mode, "accepted")
+            return submission
