@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal, Protocol, Self
 
 import aiohttp
 import anyio
@@ -107,6 +107,20 @@ class ClientStatistics:
         return next((m for m in self.modes if m.mode == key), None)
 
 
+class PushSource(Protocol):
+    """What the client needs from a push receiver (``WebhookReceiver`` implements it)."""
+
+    @property
+    def notify_url(self) -> str:
+        """The URL servers should POST task changes to (carries the receiver's secret)."""
+
+    async def attach(self, tracker: Tracker) -> None:
+        """Start delivering pushed task payloads to ``tracker.observe(payload, "push")``."""
+
+    async def detach(self, tracker: Tracker) -> None:
+        """Stop delivering to ``tracker``."""
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -130,6 +144,8 @@ class Client:
         session: your own ``aiohttp.ClientSession`` (not closed by the client).
         retry: a full :class:`RetryPolicy`, overriding ``max_retries``.
         limiter: a shared in-flight budget (e.g. ``RedisLimiter``); default in-process.
+        webhook: a :class:`WebhookReceiver`: every submit then carries its ``notifyHook`` and
+            pushed task changes feed the same events as polling (which stays on as fallback).
         max_image_bytes: the cap on one input image.
 
     Raises:
@@ -163,6 +179,7 @@ class Client:
         stall_timeout: float = 900.0,
         refusal_policy: RefusalPolicy | None = None,
         poll_settings: PollSettings | None = None,
+        webhook: PushSource | None = None,
     ) -> None:
         base_url = base_url if base_url is not None else _env("MJ_BASE_URL")
         if base_url is None:
@@ -196,6 +213,7 @@ class Client:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._tracker: Tracker | None = None
         self._no_cancel_route: set[str | None] = set()
+        self._webhook = webhook
         self._succeeded = 0
         self._failed = 0
 
@@ -221,6 +239,8 @@ class Client:
         self._tracker = Tracker(self._api, self._poll_settings, self._limiter.release, task_group)
         try:
             await self._limiter.start()
+            if self._webhook is not None:
+                await self._webhook.attach(self._tracker)
         except BaseException:
             await self.aclose()
             raise
@@ -244,6 +264,8 @@ class Client:
         task_group, self._task_group = self._task_group, None
         tracker = self._tracker
         try:
+            if self._webhook is not None and tracker is not None:
+                await self._webhook.detach(tracker)
             if tracker is not None:
                 tracker.close_all(lambda w: TaskError("the client was closed", task_id=w.task_id))
             if task_group is not None:
@@ -284,6 +306,8 @@ class Client:
         self._check_image_sizes(request)
         body = request.to_body()
         body.setdefault("state", f"mjasync-{uuid.uuid4().hex}")
+        if self._webhook is not None and "notifyHook" not in body:
+            body["notifyHook"] = self._webhook.notify_url
         return body
 
     async def submit_request(
