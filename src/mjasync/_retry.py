@@ -78,8 +78,9 @@ def backoff_delay(attempt: int, policy: RetryPolicy, random: Callable[[], float]
     >>> backoff_delay(3, RetryPolicy(base_delay=0.5, jitter=0.0), lambda: 0.0)
     2.0
     """
-    raw = policy.base_delay * (2 ** max(0, attempt - 1))
-    capped = min(policy.max_delay, float(raw))
+    # 2**1023 is the largest power of two a float holds; far beyond any max_delay anyway.
+    exponent = min(max(0, attempt - 1), 1023)
+    capped = min(policy.max_delay, policy.base_delay * 2.0**exponent)
     fixed = capped * (1 - policy.jitter)
     return fixed + capped * policy.jitter * random()
 
