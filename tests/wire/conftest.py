@@ -59,19 +59,27 @@ class Recorded:
         return json.loads(self.body) if self.body else None
 
 
+class _NoJson:
+    def __repr__(self) -> str:
+        return "NO_JSON"
+
+
+NO_JSON: Any = _NoJson()
+
+
 @attrs.frozen
 class Reply:
     """A scripted answer: a JSON value, raw bytes, or nothing, with a status and headers."""
 
     status: int = 200
-    json: Any = attrs.field(default=attrs.NOTHING, kw_only=True)
+    json: Any = attrs.field(default=NO_JSON, kw_only=True)
     body: bytes | None = attrs.field(default=None, kw_only=True)
     content_type: str | None = attrs.field(default=None, kw_only=True)
     headers: dict[str, str] = attrs.field(factory=dict, kw_only=True)
 
     def build(self) -> web.StreamResponse:
         headers = dict(self.headers)
-        if self.json is not attrs.NOTHING:
+        if self.json is not NO_JSON:
             data = json.dumps(self.json, ensure_ascii=False).encode()
             ctype = self.content_type or "application/json"
         else:
@@ -82,7 +90,7 @@ class Reply:
         return web.Response(status=self.status, body=data, headers=headers)
 
 
-def reply(status: int = 200, payload: Any = attrs.NOTHING, **kw: Any) -> Reply:
+def reply(status: int = 200, payload: Any = NO_JSON, **kw: Any) -> Reply:
     return Reply(status, json=payload, **kw)
 
 
