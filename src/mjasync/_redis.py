@@ -1,0 +1,721 @@
+"""A shared in-flight budget on Redis: several processes, one upstream account.
+
+Each process runs its own :class:`RedisLimiter` with the same ``name``. Per mode, a slot is a
+*lease* in a Redis sorted set ``mjasync:{name}:<mode>:leases`` (member: lease id, score: expiry
+in server milliseconds). The braces are a Redis Cluster hash tag, so every key of one name lives
+in one slot. Leases are granted by a Lua script that first drops expired leases and then grants
+one only while the count is below the limit; the script reads ``redis.call('TIME')``, so the
+clocks of the client machines never matter. A holder renews its leases every ``lease_seconds/3``;
+a process that dies stops renewing and its leases expire, so nothing leaks and, since expired
+leases are removed before counting, nothing is counted twice.
+
+``concurrency="auto"`` keeps the AIMD state in a hash ``mjasync:{name}:<mode>:aimd``. The rule
+itself stays the pure :func:`~mjasync._limiter.next_limit`; Redis only provides a
+compare-and-set script, so every process applies the same rule to the same shared state.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import os
+import random
+import secrets
+import socket
+from collections.abc import Awaitable, Callable, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import anyio
+import anyio.lowlevel
+import attrs
+
+from ._errors import LimiterError
+from ._limiter import AimdState, LimiterStatistics, Outcome, Slot, mode_key, next_limit
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+    from redis.asyncio import Redis
+    from redis.asyncio.client import PubSub
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisLimiter", "redact_url"]
+
+_LOG = logging.getLogger("mjasync.redis")
+
+_INSTALL_HINT = "RedisLimiter needs the redis package: pip install 'mjasync[redis]'"
+
+#: The longest a waiter sleeps without a wake-up. Pub/sub normally wakes it at once; this only
+#: bounds the delay when a notification is lost (pub/sub reconnecting) or never sent.
+_POLL_CAP = 1.0
+#: A learned AIMD limit that nobody touched for a day is forgotten (the key expires).
+_AIMD_TTL_MS = 86_400_000
+#: Compare-and-set attempts per feedback; each failure means another process succeeded.
+_CAS_ATTEMPTS = 32
+_SCHEMES = frozenset({"redis", "rediss", "unix"})
+_SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "secret", "token"})
+
+# All scripts compute "now" from the server clock and need Redis >= 3.2 (effects replication;
+# the guarded call enables it on 3.2-4.x and is a no-op on 5+).
+_NOW = """
+if redis.replicate_commands then redis.replicate_commands() end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+# Keep the set itself alive exactly as long as its latest lease: a name nobody uses any more
+# disappears from Redis on its own.
+_EXPIRE_SET = """
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if last[2] then redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + 1000) end
+"""
+
+# KEYS: leases, aimd. ARGV: lease id, lease ms, fixed limit (0 = use the shared AIMD limit),
+# initial AIMD limit. Returns {granted, leases now held, limit, ms until the next expiry}.
+_ACQUIRE = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(ARGV[3])
+if limit == 0 then
+  limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or ARGV[4])
+end
+local count = redis.call('ZCARD', KEYS[1])
+if count < limit then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+"""
+    + _EXPIRE_SET
+    + """
+  return {1, count + 1, limit, 0}
+end
+local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, count, limit, tonumber(first[2]) - now}
+"""
+)
+
+# KEYS: leases. ARGV: lease ms, then the ids this process holds. A held lease that is missing
+# (expired while Redis or this process stalled, or Redis restarted empty) is added back: the job
+# is still in flight upstream, so counting it is the truth even if that briefly exceeds the limit.
+# Returns {leases re-created, leases now held}.
+_RENEW = (
+    _NOW
+    + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local expiry = now + tonumber(ARGV[1])
+local recreated = 0
+for i = 2, #ARGV do
+  recreated = recreated + redis.call('ZADD', KEYS[1], expiry, ARGV[i])
+end
+"""
+    + _EXPIRE_SET
+    + """
+return {recreated, redis.call('ZCARD', KEYS[1])}
+"""
+)
+
+# KEYS: leases. ARGV: channel, mode, then lease ids. Publishes the mode so waiters in every
+# process try again at once. Returns how many leases were removed.
+_RELEASE = """
+local removed = 0
+for i = 3, #ARGV do
+  removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+end
+if removed > 0 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return removed
+"""
+
+# KEYS: aimd. ARGV: expected limit, expected accepted, new limit, new accepted, initial limit,
+# ttl ms. Writes the new state only if the stored one is the expected one (a missing hash is the
+# initial state). Returns {written, limit, accepted} with the state now stored.
+_AIMD_CAS = """
+local limit = tonumber(redis.call('HGET', KEYS[1], 'limit') or ARGV[5])
+local accepted = tonumber(redis.call('HGET', KEYS[1], 'accepted') or 0)
+if limit ~= tonumber(ARGV[1]) or accepted ~= tonumber(ARGV[2]) then
+  return {0, limit, accepted}
+end
+redis.call('HSET', KEYS[1], 'limit', ARGV[3])
+redis.call('HSET', KEYS[1], 'accepted', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[6])
+return {1, tonumber(ARGV[3]), tonumber(ARGV[4])}
+"""
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` with its password replaced by ``***``, for messages and logs.
+
+    Args:
+        url: a Redis URL (``redis://``, ``rediss://`` or ``unix://``).
+
+    Example:
+        >>> redact_url("redis://app:hunter2@cache:6379/0?password=x")
+        'redis://app:***@cache:6379/0?password=***'
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<unparseable URL>"
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    if parts.password is not None:
+        netloc = f"{parts.username or ''}:***@{netloc}"
+    elif parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    query = [
+        (key, "***" if key.lower() in _SECRET_QUERY_KEYS else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    # Built by hand: urlunsplit drops the "//" of "unix:///path" when there is no host.
+    text = f"{parts.scheme}://{netloc}{parts.path}"
+    return f"{text}?{urlencode(query, safe='*')}" if query else text
+
+
+def _require_redis() -> None:
+    """Fail at construction, not at the first acquire, when the extra is missing."""
+    try:
+        import redis.asyncio  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(_INSTALL_HINT) from exc
+
+
+def _redis_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    return (RedisError, OSError)
+
+
+def _ints(reply: Any, n: int) -> list[int]:
+    if not isinstance(reply, list | tuple) or len(reply) != n:
+        raise LimiterError(f"unexpected reply from a Redis script: {reply!r}")
+    return [int(item) for item in reply]
+
+
+@attrs.define(eq=False)
+class _ModeState:
+    """This process's view of one mode's shared budget."""
+
+    key: str
+    leases_key: str
+    aimd_key: str
+    limit: int
+    aimd: AimdState
+    #: Leases everywhere, as of the last script answer.
+    shared: int = 0
+    held: dict[str, Slot] = attrs.field(factory=dict)
+    waiting: int = 0
+    #: Only the head of the local queue talks to Redis: one process with 1,000 waiters still
+    #: sends one script per release, not 1,000.
+    head: anyio.Lock = attrs.field(factory=anyio.Lock)
+    #: Serialises renew and release, so a renew that read an id just before its release cannot
+    #: add the lease back after the release removed it.
+    store: anyio.Lock = attrs.field(factory=anyio.Lock)
+    #: Serialises this process's feedback, so its compare-and-set rarely conflicts with itself.
+    aimd_lock: anyio.Lock = attrs.field(factory=anyio.Lock)
+    wake: anyio.Event = attrs.field(factory=anyio.Event)
+
+    def wake_up(self) -> None:
+        """Wake the waiter of this mode (it re-reads ``wake`` before each try)."""
+        self.wake.set()
+        self.wake = anyio.Event()
+
+
+class RedisLimiter:
+    """An in-flight budget shared by every process that uses the same Redis and ``name``.
+
+    Pass it to the client; each mode's slots become leases in Redis, renewed while a job is in
+    flight and reclaimed ``lease_seconds`` after a process dies::
+
+        limiter = mjasync.RedisLimiter("redis://cache:6379/0", name="acct-1")
+        async with mjasync.Client(base_url, key, limiter=limiter) as client:
+            task = await client.imagine("black cat")
+
+    Every process sharing a ``name`` should use the same ``concurrency``, ``initial`` and
+    ``ceiling``: a fixed limit is checked against each caller's own value.
+
+    Args:
+        url: the Redis URL (``redis://[user:password@]host:port/db``, ``rediss://``,
+            ``unix://``). The password never appears in reprs, messages or logs.
+        name: the budget's name, e.g. the upstream account; processes with the same name share
+            the budget. Letters, digits and ``-_.:@/`` only.
+        concurrency: jobs in flight per mode across all processes, or ``"auto"`` for a shared
+            AIMD limit starting at ``initial`` and never above ``ceiling``.
+        lease_seconds: how long a lease outlives its holder. Leases are renewed every third of
+            it; a dead process's slots come back after at most this long.
+        connect_timeout: the bound on connecting and on every Redis call.
+        ceiling: the most ``"auto"`` will ever allow.
+        initial: the starting limit for ``"auto"``.
+
+    Raises:
+        ImportError: the ``redis`` package is missing (``pip install 'mjasync[redis]'``).
+        ValueError: a bad URL scheme, name or number.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        concurrency: int | Literal["auto"] = 3,
+        lease_seconds: float = 30.0,
+        connect_timeout: float = 5.0,
+        ceiling: int = 16,
+        initial: int = 3,
+    ) -> None:
+        _require_redis()
+        self._safe_url = redact_url(url)
+        if urlsplit(url).scheme not in _SCHEMES:
+            raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {self._safe_url}")
+        if (
+            not isinstance(name, str)
+            or not 0 < len(name) <= 200
+            or not all(ch.isalnum() or ch in "-_.:@/" for ch in name)
+        ):
+            raise ValueError(f"name must be 1-200 letters, digits or -_.:@/, not {name!r}")
+        if concurrency != "auto" and (
+            not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
+        ):
+            raise ValueError(f"concurrency must be a positive int or 'auto', not {concurrency!r}")
+        if not 1 <= initial <= ceiling:
+            raise ValueError(f"need 1 <= initial ({initial}) <= ceiling ({ceiling})")
+        if not lease_seconds >= 0.1:
+            raise ValueError(f"lease_seconds must be at least 0.1, not {lease_seconds!r}")
+        if not connect_timeout > 0:
+            raise ValueError(f"connect_timeout must be positive, not {connect_timeout!r}")
+        self._url = url
+        self._password = urlsplit(url).password
+        self._name = name
+        self._adaptive = concurrency == "auto"
+        self._fixed = 0 if concurrency == "auto" else concurrency
+        self._initial = initial if concurrency == "auto" else concurrency
+        self._ceiling = ceiling
+        self._lease_seconds = float(lease_seconds)
+        self._lease_ms = round(lease_seconds * 1000)
+        self._timeout = float(connect_timeout)
+        self._channel = f"mjasync:{{{name}}}:released"
+        # Lease ids say who holds them (host, pid) for whoever inspects Redis; the random part
+        # keeps two limiters in one process apart.
+        self._lease_prefix = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._counter = itertools.count(1)
+        self._modes: dict[str, _ModeState] = {}
+        self._redis: Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._tg: TaskGroup | None = None
+        self._closed = False
+        self._acquire_script: AsyncScript | None = None
+        self._renew_script: AsyncScript | None = None
+        self._release_script: AsyncScript | None = None
+        self._cas_script: AsyncScript | None = None
+
+    def __repr__(self) -> str:
+        concurrency = "'auto'" if self._adaptive else str(self._fixed)
+        return (
+            f"RedisLimiter(url={self._safe_url!r}, name={self._name!r}, "
+            f"concurrency={concurrency}, lease_seconds={self._lease_seconds:g})"
+        )
+
+    @property
+    def name(self) -> str:
+        """The budget's name."""
+        return self._name
+
+    @property
+    def adaptive(self) -> bool:
+        """``True`` for ``concurrency="auto"``."""
+        return self._adaptive
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a lease outlives its holder."""
+        return self._lease_seconds
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> RedisLimiter:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Connect, subscribe to release notices and start renewing leases.
+
+        Call it once, from the task that will later call :meth:`aclose` (``async with`` does
+        both): the renewal runs in a task group that lives between the two.
+
+        Raises:
+            LimiterError: Redis did not answer within ``connect_timeout``.
+            RuntimeError: already started or closed.
+        """
+        if self._redis is not None or self._closed:
+            raise RuntimeError("RedisLimiter.start() may be called only once")
+        from redis.asyncio import Redis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import ExponentialBackoff
+
+        client = Redis.from_url(
+            self._url,
+            socket_connect_timeout=self._timeout,
+            socket_timeout=self._timeout,
+            # One quick retry survives a pooled connection that died with a Redis restart;
+            # more would only delay the LimiterError our own timeout raises anyway.
+            retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
+            client_name=f"mjasync:{self._name}",
+        )
+        pubsub = client.pubsub()
+        try:
+            await self._call("PING", client.ping)
+            await self._call("SUBSCRIBE", lambda: self._subscribe(pubsub))
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_quietly(pubsub, client)
+            raise
+        self._redis = client
+        self._pubsub = pubsub
+        self._acquire_script = client.register_script(_ACQUIRE)
+        self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
+        self._cas_script = client.register_script(_AIMD_CAS)
+        # Entered here and exited in aclose(): the protocol has no context manager, so the task
+        # group spans the two calls. Its tasks never raise, so they cannot cancel the host task.
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        tg.start_soon(self._listen, pubsub)
+        tg.start_soon(self._renew_loop)
+        _LOG.debug("limiter %r connected", self)
+
+    async def aclose(self) -> None:
+        """Release every held lease, stop renewing and disconnect. Idempotent.
+
+        A Redis that cannot be reached is logged, not raised: the leases expire on their own.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        if self._tg is not None:
+            tg, self._tg = self._tg, None
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        with anyio.CancelScope(shield=True):
+            for state in self._modes.values():
+                ids = list(state.held)
+                state.held.clear()
+                if ids:
+                    await self._remove(state, ids)
+            await self._close_quietly(self._pubsub, self._redis)
+        self._pubsub = None
+        self._redis = None
+
+    async def _close_quietly(self, pubsub: PubSub | None, client: Redis | None) -> None:
+        try:
+            with anyio.move_on_after(self._timeout):
+                if pubsub is not None:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                if client is not None:
+                    await client.aclose()
+        except _redis_errors() as exc:
+            _LOG.debug("closing the Redis connection to %s: %s", self._safe_url, exc)
+
+    # -- the protocol ---------------------------------------------------------------------
+
+    async def acquire(self, mode: str | None) -> Slot:
+        """Wait for a free slot in ``mode``'s budget, shared by every process with this name.
+
+        Cancellable: a cancelled acquire holds no lease afterwards, even when the cancellation
+        arrives after Redis granted it.
+
+        Args:
+            mode: the mode (``None`` shares the ``default`` budget).
+
+        Raises:
+            LimiterError: Redis could not be reached within ``connect_timeout``.
+            RuntimeError: :meth:`start` was not called, or the limiter is closed.
+        """
+        self._require_started()
+        state = self._mode(mode_key(mode))
+        lease_id = f"{self._lease_prefix}:{next(self._counter)}"
+        state.waiting += 1
+        try:
+            async with state.head:
+                while True:
+                    # Read the event before asking Redis: a release after our refused try then
+                    # sets this very event, so no wake-up falls between the try and the wait.
+                    wake = state.wake
+                    delay = await self._try_acquire(state, lease_id)
+                    if delay is None:
+                        break
+                    with anyio.move_on_after(delay):
+                        await wake.wait()
+        finally:
+            state.waiting -= 1
+        slot = state.held[lease_id]
+        try:
+            await anyio.lowlevel.checkpoint_if_cancelled()
+        except anyio.get_cancelled_exc_class():
+            # Cancelled while the (shielded) script ran: the lease exists, give it back.
+            await self.release(slot)
+            raise
+        return slot
+
+    async def release(self, slot: Slot) -> None:
+        """Give a lease back and wake waiters in every process. Idempotent.
+
+        Runs shielded (it is called from cancelled scopes) and bounded by ``connect_timeout``;
+        if Redis cannot be reached the failure is logged and the lease simply expires.
+
+        Args:
+            slot: a slot returned by :meth:`acquire` on this limiter.
+        """
+        state = self._modes.get(slot.mode)
+        if state is None or slot.lease_id is None or slot.lease_id not in state.held:
+            return
+        del state.held[slot.lease_id]
+        await self._remove(state, [slot.lease_id])
+
+    async def feedback(self, mode: str | None, outcome: Outcome) -> None:
+        """Apply :func:`~mjasync._limiter.next_limit` to the shared AIMD state (``"auto"`` only).
+
+        The new state is written with a compare-and-set script, retried on the state another
+        process wrote meanwhile, so concurrent feedback is never lost. If Redis cannot be
+        reached the feedback is logged and dropped (the next acquire reports the outage).
+
+        Args:
+            mode: the mode the submit went to.
+            outcome: ``"accepted"`` or ``"refused"`` (queue full, HTTP 429).
+        """
+        if not self._adaptive:
+            return
+        if outcome not in ("accepted", "refused"):
+            raise ValueError(f"outcome must be 'accepted' or 'refused', not {outcome!r}")
+        self._require_started()
+        state = self._mode(mode_key(mode))
+        script = self._cas_script
+        assert script is not None
+        async with state.aimd_lock:
+            expected = state.aimd
+            for attempt in range(_CAS_ATTEMPTS):
+                proposed = next_limit(expected, outcome, ceiling=self._ceiling)
+                args = [
+                    expected.limit,
+                    expected.accepted_in_window,
+                    proposed.limit,
+                    proposed.accepted_in_window,
+                    self._initial,
+                    _AIMD_TTL_MS,
+                ]
+                try:
+                    reply = await self._call(
+                        "AIMD update", functools.partial(script, keys=[state.aimd_key], args=args)
+                    )
+                except LimiterError as exc:
+                    _LOG.warning("limiter %s: feedback %r dropped: %s", self._name, outcome, exc)
+                    return
+                written, limit, accepted = _ints(reply, 3)
+                state.aimd = expected = AimdState(limit, accepted)
+                state.limit = limit
+                if written:
+                    return
+                # Another process wrote first. Retrying at once lets two busy processes keep
+                # overtaking each other; a short random pause breaks the tie.
+                await anyio.sleep(random.uniform(0, min(0.05, 0.001 * 2**attempt)))
+            _LOG.warning(
+                "limiter %s: feedback %r dropped after %d conflicting updates",
+                self._name,
+                outcome,
+                _CAS_ATTEMPTS,
+            )
+
+    def limit(self, mode: str | None) -> int:
+        """The limit for ``mode`` as of the last Redis answer (the shared one for ``"auto"``)."""
+        state = self._modes.get(mode_key(mode))
+        return state.limit if state is not None else self._initial
+
+    def shared_in_use(self, mode: str | None) -> int:
+        """Leases held by all processes for ``mode``, as of the last Redis answer."""
+        state = self._modes.get(mode_key(mode))
+        return state.shared if state is not None else 0
+
+    def statistics(self) -> tuple[LimiterStatistics, ...]:
+        """One snapshot per mode used so far; ``in_use`` and ``waiting`` are this process's."""
+        return tuple(
+            LimiterStatistics(
+                mode=state.key, limit=state.limit, in_use=len(state.held), waiting=state.waiting
+            )
+            for state in self._modes.values()
+        )
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _require_started(self) -> None:
+        if self._closed:
+            raise RuntimeError("the RedisLimiter is closed")
+        if self._redis is None:
+            raise RuntimeError("call RedisLimiter.start() first (or use `async with`)")
+
+    def _mode(self, key: str) -> _ModeState:
+        state = self._modes.get(key)
+        if state is None:
+            prefix = f"mjasync:{{{self._name}}}:{key}"
+            state = self._modes[key] = _ModeState(
+                key=key,
+                leases_key=f"{prefix}:leases",
+                aimd_key=f"{prefix}:aimd",
+                limit=self._initial,
+                aimd=AimdState(self._initial),
+            )
+        return state
+
+    async def _call(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
+        """Run one Redis operation within ``connect_timeout``, as a :class:`LimiterError`."""
+        try:
+            with anyio.fail_after(self._timeout):
+                return await op()
+        except TimeoutError as exc:
+            raise LimiterError(
+                f"Redis at {self._safe_url} did not answer {what} within {self._timeout:g} s"
+            ) from exc
+        except _redis_errors() as exc:
+            raise LimiterError(
+                f"Redis at {self._safe_url} failed {what}: {self._scrub(exc)}"
+            ) from exc
+
+    def _scrub(self, exc: BaseException) -> str:
+        text = f"{type(exc).__name__}: {exc}"
+        if self._password:
+            text = text.replace(self._password, "***")
+        return text
+
+    async def _subscribe(self, pubsub: PubSub) -> None:
+        await pubsub.subscribe(self._channel)
+        # Wait for the confirmation, so that no release after start() returns goes unheard.
+        while True:
+            message = await pubsub.get_message(timeout=self._timeout)
+            if message is not None and message.get("type") == "subscribe":
+                return
+
+    async def _try_acquire(self, state: _ModeState, lease_id: str) -> float | None:
+        """One attempt. ``None`` when granted, else how long to wait at most before the next."""
+        script = self._acquire_script
+        assert script is not None
+        args: list[str | int] = [lease_id, self._lease_ms, self._fixed, self._initial]
+        # Shielded: once the script is on the wire Redis may grant the lease whether or not we
+        # stay to read the answer. Reading it tells us what we hold; a cancellation is then
+        # honoured by acquire(), which gives the lease back. _call bounds the shielded wait.
+        with anyio.CancelScope(shield=True):
+            try:
+                reply = await self._call(
+                    "acquire", lambda: script(keys=[state.leases_key, state.aimd_key], args=args)
+                )
+            except LimiterError:
+                # The script may or may not have run. Remove the id in the background (the
+                # caller gets its error now); if Redis is gone, the lease expires by itself.
+                if self._tg is not None:
+                    self._tg.start_soon(self._remove, state, [lease_id])
+                raise
+            granted, count, limit, wait_ms = _ints(reply, 4)
+            state.shared = count
+            state.limit = limit
+            if granted:
+                state.held[lease_id] = Slot(mode=state.key, lease_id=lease_id)
+                return None
+        # Without a notification, try again just after the earliest lease expires: that is when
+        # a dead process's slot comes back. Jitter keeps processes from retrying in lockstep.
+        return min(_POLL_CAP, max(wait_ms, 0) / 1000 + 0.005) * random.uniform(1.0, 1.1)
+
+    async def _remove(self, state: _ModeState, ids: Sequence[str]) -> None:
+        """Delete leases in Redis and wake waiters; shielded, bounded, never raises."""
+        script = self._release_script
+        if script is None:
+            return
+        args: list[str | int] = [self._channel, state.key, *ids]
+        with anyio.CancelScope(shield=True):
+            try:
+                with anyio.fail_after(self._timeout):
+                    async with state.store:
+                        await self._call(
+                            "release", lambda: script(keys=[state.leases_key], args=args)
+                        )
+            except (LimiterError, TimeoutError) as exc:
+                _LOG.warning(
+                    "limiter %s: could not release %d lease(s) in mode %s (%s); "
+                    "they expire within %g s",
+                    self._name,
+                    len(ids),
+                    state.key,
+                    exc,
+                    self._lease_seconds,
+                )
+            # Wake our own waiter directly; the pub/sub notice reaches the other processes.
+            state.wake_up()
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await anyio.sleep(self._lease_seconds / 3)
+            for state in list(self._modes.values()):
+                await self._renew(state)
+
+    async def _renew(self, state: _ModeState) -> None:
+        script = self._renew_script
+        assert script is not None
+        async with state.store:
+            ids = list(state.held)
+            if not ids:
+                return
+            args: list[str | int] = [self._lease_ms, *ids]
+            try:
+                reply = await self._call(
+                    "renew", lambda: script(keys=[state.leases_key], args=args)
+                )
+            except LimiterError as exc:
+                _LOG.warning(
+                    "limiter %s: could not renew %d lease(s) in mode %s: %s",
+                    self._name,
+                    len(ids),
+                    state.key,
+                    exc,
+                )
+                return
+        recreated, count = _ints(reply, 2)
+        state.shared = count
+        if recreated:
+            _LOG.warning(
+                "limiter %s: %d lease(s) in mode %s had expired in Redis and were re-created "
+                "(their jobs are still in flight)",
+                self._name,
+                recreated,
+                state.key,
+            )
+
+    async def _listen(self, pubsub: PubSub) -> None:
+        """Turn release notices from every process into local wake-ups; survive reconnects."""
+        backoff = 0.05
+        while True:
+            try:
+                message = await pubsub.get_message(timeout=None)
+            except _redis_errors() as exc:
+                # Waiters fall back to polling (at most _POLL_CAP apart) until we are back;
+                # redis-py reconnects and resubscribes on the next read.
+                _LOG.debug("limiter %s: pub/sub read failed: %s", self._name, self._scrub(exc))
+                for state in self._modes.values():
+                    state.wake_up()
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, _POLL_CAP)
+                continue
+            backoff = 0.05
+            if message is None or message.get("type") != "message":
+                continue
+            data = message.get("data")
+            key = data.decode() if isinstance(data, bytes) else str(data)
+            woken = self._modes.get(key)
+            if woken is not None:
+                woken.wake_up()
