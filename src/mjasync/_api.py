@@ -399,8 +399,14 @@ class WireAPI:
     async def fetch(self, task_id: str, *, mode: str | None) -> Task:
         """GET one task. Raises :class:`NotFoundError` for an unknown id (all three accents)."""
         self.counters.fetch_requests += 1
-        payload = await self._send("GET", f"/mj/task/{task_id}/fetch", "fetch", mode=mode)
-        return parse_task(payload)
+        route = f"/mj/task/{task_id}/fetch"
+        payload = await self._send("GET", route, "fetch", mode=mode)
+        try:
+            return parse_task(payload)
+        except ProtocolError as exc:
+            raise ProtocolError(
+                exc.message, method="GET", path=self.transport.path_for(route, mode), body=exc.body
+            ) from exc
 
     async def fetch_payloads(self, task_ids: Sequence[str], *, mode: str | None) -> list[Any]:
         """Raw task objects for ids, via ``list-by-condition`` in chunks (or per-id fetch).
@@ -467,14 +473,16 @@ class WireAPI:
 
     async def image_seed(self, task_id: str, *, mode: str | None, timeout: float) -> str:
         """The seed of a finished task (the server may take many seconds)."""
-        payload = await self._send(
-            "GET", f"/mj/task/{task_id}/image-seed", "seed", mode=mode, timeout=timeout
-        )
+        route = f"/mj/task/{task_id}/image-seed"
+        payload = await self._send("GET", route, "seed", mode=mode, timeout=timeout)
         assert isinstance(payload, Mapping)
         seed = parse_task_id(payload.get("result"))
         if seed is None:
             raise ProtocolError(
-                "image-seed answer has no result", path=f"/mj/task/{task_id}/image-seed"
+                "image-seed answer has no result",
+                method="GET",
+                path=self.transport.path_for(route, mode),
+                body=repr(dict(payload))[:200],
             )
         return seed
 
