@@ -441,6 +441,7 @@ class WireAPI:
 
     async def _fetch_each(self, task_ids: Iterable[str], *, mode: str | None) -> list[Any]:
         found: list[Any] = []
+        failures: list[MjError] = []
 
         async def one(task_id: str) -> None:
             async with self._fetch_limiter:
@@ -451,11 +452,19 @@ class WireAPI:
                     )
                 except NotFoundError:
                     return
+                except MjError as exc:
+                    # Stop the others and raise this error itself after the group, not
+                    # wrapped in an ExceptionGroup the caller would have to unpack.
+                    failures.append(exc)
+                    tg.cancel_scope.cancel()
+                    return
                 found.append(payload)
 
         async with anyio.create_task_group() as tg:
             for task_id in task_ids:
                 tg.start_soon(one, task_id)
+        if failures:
+            raise failures[0]
         return found
 
     async def fetch_many(self, task_ids: Iterable[str], *, mode: str | None) -> dict[str, Task]:
