@@ -32,6 +32,7 @@ from ._poller import PollSettings, Tracker, Watch
 from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy, Scheduler
+from ._tasks import BackgroundTasks
 from ._transport import AuthScheme, Transport, check_mode
 from ._validation import (
     DEFAULT_MAX_IMAGE_BYTES,
@@ -211,6 +212,7 @@ class Client:
         )
         self._scheduler = Scheduler(self._api, self._limiter, refusal_policy or RefusalPolicy())
         self._task_group: anyio.abc.TaskGroup | None = None
+        self._background: BackgroundTasks | None = None
         self._tracker: Tracker | None = None
         self._no_cancel_route: set[str | None] = set()
         self._webhook = webhook
@@ -236,13 +238,20 @@ class Client:
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
-        self._tracker = Tracker(self._api, self._poll_settings, self._limiter.release, task_group)
+        self._background = BackgroundTasks(task_group)
+        self._tracker = Tracker(
+            self._api,
+            self._poll_settings,
+            self._limiter.release,
+            self._background,
+            release_nowait=getattr(self._limiter, "release_nowait", None),
+        )
         try:
             await self._limiter.start()
             if self._webhook is not None:
                 await self._webhook.attach(self._tracker)
-        except BaseException:
-            await self.aclose()
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
@@ -252,7 +261,12 @@ class Client:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        try:
+            await self.aclose()
+        finally:
+            task_group, self._task_group = self._task_group, None
+            if task_group is not None:
+                await task_group.__aexit__(exc_type, exc, tb)
 
     async def aclose(self) -> None:
         """Stop the pollers, release every slot and close the HTTP session (idempotent).
@@ -261,18 +275,19 @@ class Client:
         awaiting them; the upstream tasks keep running and can be re-attached with
         :meth:`watch` from another client.
         """
-        task_group, self._task_group = self._task_group, None
-        tracker = self._tracker
-        try:
-            if self._webhook is not None and tracker is not None:
-                await self._webhook.detach(tracker)
-            if tracker is not None:
-                tracker.close_all(lambda w: TaskError("the client was closed", task_id=w.task_id))
-            if task_group is not None:
-                task_group.cancel_scope.cancel()
-                await task_group.__aexit__(None, None, None)
-        finally:
-            with anyio.CancelScope(shield=True):
+        tracker, self._tracker = self._tracker, None
+        background, self._background = self._background, None
+        with anyio.CancelScope(shield=True):
+            try:
+                if tracker is not None:
+                    if self._webhook is not None:
+                        await self._webhook.detach(tracker)
+                    tracker.close_all(
+                        lambda w: TaskError("the client was closed", task_id=w.task_id)
+                    )
+                if background is not None:
+                    await background.aclose()
+            finally:
                 await self._limiter.aclose()
                 await self._transport.aclose()
 
@@ -446,7 +461,7 @@ class Client:
     # -- the job API: submit, watch, await -------------------------------------------------
 
     def _open_tracker(self) -> Tracker:
-        if self._tracker is None or self._task_group is None:
+        if self._tracker is None:
             raise RuntimeError(
                 "the job API needs an open client: use `async with mjasync.Client(...) as "
                 "client:` (the wire methods submit_*/fetch work without it)"
@@ -459,13 +474,13 @@ class Client:
 
     def _abandon(self, watch: Watch, error: MjError) -> None:
         """Give up on a job: release its slot now, cancel upstream where possible."""
-        tracker, task_group = self._tracker, self._task_group
-        if tracker is None or task_group is None or watch.finished:
+        tracker, background = self._tracker, self._background
+        if tracker is None or background is None or watch.finished:
             return
         log.info("task %s: abandoned (%s)", watch.task_id, error, extra={"task_id": watch.task_id})
         tracker.fail(watch, error)
         if watch.mode not in self._no_cancel_route:
-            task_group.start_soon(self._cancel_upstream, watch.task_id, watch.mode)
+            background.start_soon(self._cancel_upstream, watch.task_id, watch.mode)
 
     async def _cancel_upstream(self, task_id: str, mode: str | None) -> None:
         try:

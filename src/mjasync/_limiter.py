@@ -174,6 +174,10 @@ class LocalLimiter:
 
     async def release(self, slot: Slot) -> None:
         """Give a slot back (idempotent)."""
+        self.release_nowait(slot)
+
+    def release_nowait(self, slot: Slot) -> None:
+        """Give a slot back synchronously (so a finished job frees its slot before it returns)."""
         held = self._held.get(slot.mode)
         if held is not None and slot.token in held:
             held.discard(slot.token)

@@ -15,7 +15,6 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal
 
 import anyio
-import anyio.abc
 import attrs
 
 from ._api import WireAPI
@@ -33,6 +32,7 @@ from ._errors import (
 from ._events import EventQueue, ProgressEvent, is_advance
 from ._limiter import Slot, mode_key
 from ._models import Task, TaskStatus
+from ._tasks import BackgroundTasks
 
 __all__ = ["PollSettings", "Tracker", "Watch", "next_poll_interval"]
 
@@ -158,7 +158,9 @@ class Tracker:
         api: the wire API used for polling.
         settings: pacing.
         release: gives a slot back to the limiter when a watched job ends.
-        task_group: the client's task group, where the per-mode loops run.
+        release_nowait: the limiter's synchronous release, when it has one (in-process
+            budgets): then a job's slot is free before its result is delivered.
+        background: the client's background tasks, where the per-mode loops run.
     """
 
     def __init__(
@@ -166,12 +168,14 @@ class Tracker:
         api: WireAPI,
         settings: PollSettings,
         release: ReleaseSlot,
-        task_group: anyio.abc.TaskGroup,
+        background: BackgroundTasks,
+        release_nowait: Callable[[Slot], None] | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
         self._release = release
-        self._tg = task_group
+        self._release_nowait = release_nowait
+        self._tg = background
         self._watches: dict[str, dict[str, Watch]] = {}
         self._wakeups: dict[str, anyio.Event] = {}
         self.counters = TrackerCounters()
@@ -344,8 +348,11 @@ class Tracker:
         watch.done.set()
         slot, watch.slot = watch.slot, None
         if slot is not None:
-            # Releasing may touch a shared store (Redis): do it off this call path.
-            self._tg.start_soon(self._release, slot)
+            if self._release_nowait is not None:
+                self._release_nowait(slot)
+            else:
+                # Releasing may touch a shared store (Redis): do it off this call path.
+                self._tg.start_soon(self._release, slot)
 
     # -- polling ---------------------------------------------------------------------------
 

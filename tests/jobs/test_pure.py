@@ -1,0 +1,90 @@
+"""The job layer's decisions, tested without I/O."""
+
+from __future__ import annotations
+
+import pytest
+
+from mjasync import ProgressEvent, TaskStatus
+from mjasync._events import EventQueue, is_advance
+from mjasync._limiter import AimdState, LocalLimiter, next_limit
+from mjasync._poller import PollSettings, next_poll_interval
+
+S = TaskStatus
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "advance"),
+    [
+        ((None, None), (S.SUBMITTED, None), True),
+        ((S.SUBMITTED, None), (S.IN_PROGRESS, 10), True),
+        ((S.IN_PROGRESS, 10), (S.IN_PROGRESS, 10), False),  # duplicate
+        ((S.IN_PROGRESS, 40), (S.IN_PROGRESS, 30), False),  # progress regression
+        ((S.IN_PROGRESS, 40), (S.SUBMITTED, None), False),  # status regression
+        ((S.IN_PROGRESS, 40), (S.UNKNOWN, None), False),  # relay "" after a real status
+        ((S.SUBMITTED, None), (S.UNKNOWN, None), False),  # unknown status: keep watching quietly
+        ((S.IN_PROGRESS, 90), (S.SUCCESS, 100), True),
+        ((S.IN_PROGRESS, 90), (S.FAILURE, None), True),
+        ((S.SUCCESS, 100), (S.SUCCESS, 100), False),  # terminal is final
+        ((S.SUCCESS, 100), (S.IN_PROGRESS, 50), False),
+        ((S.SUBMITTED, None), (S.MODAL, None), True),  # relay rewrote 21 -> 1: MODAL is news
+        ((S.MODAL, None), (S.SUBMITTED, None), True),  # modal sent: the task runs on
+        ((S.MODAL, None), (S.NOT_START, None), True),
+        ((S.NOT_START, None), (S.SUBMITTED, None), True),
+    ],
+)
+def test_is_advance(old, new, advance):
+    assert is_advance(old[0], old[1], new[0], new[1]) is advance
+
+
+def test_poll_interval_adapts():
+    s = PollSettings(interval=1.0, max_interval=4.0, push_interval=10.0)
+    moving = next_poll_interval(s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=False)
+    queued = next_poll_interval(s, S.NOT_START, changed=False, quiet_rounds=3, push_healthy=False)
+    quiet1 = next_poll_interval(s, S.IN_PROGRESS, changed=False, quiet_rounds=1, push_healthy=False)
+    quiet9 = next_poll_interval(s, S.IN_PROGRESS, changed=False, quiet_rounds=9, push_healthy=False)
+    pushed = next_poll_interval(s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=True)
+    assert moving == 1.0
+    assert queued == 2.0  # slower while waiting in a queue
+    assert moving < quiet1 < quiet9 == 4.0  # backs off while quiet, capped
+    assert pushed == 10.0  # pushes tell us first
+
+
+def test_aimd_grows_by_windows_and_halves_on_refusal():
+    state = AimdState(3)
+    for _ in range(3):
+        state = next_limit(state, "accepted")
+    assert state.limit == 4
+    for _ in range(3):
+        state = next_limit(state, "accepted")
+    assert state.limit == 4  # a window is now 4 accepts
+    state = next_limit(state, "accepted")
+    assert state.limit == 5
+    state = next_limit(state, "refused")
+    assert state == AimdState(3, 0)
+    assert next_limit(AimdState(1), "refused").limit == 1  # never below the floor
+    assert next_limit(AimdState(16), "accepted", ceiling=16).limit == 16  # nor above the ceiling
+
+
+def test_local_limiter_rejects_bad_concurrency():
+    for bad in (0, -1, 2.5, True, "many"):
+        with pytest.raises(ValueError, match="concurrency"):
+            LocalLimiter(bad)  # type: ignore[arg-type]
+
+
+def _event(progress: int | None, status: TaskStatus = S.IN_PROGRESS) -> ProgressEvent:
+    return ProgressEvent(task_id="1", status=status, progress=progress, task=None)
+
+
+@pytest.mark.anyio
+async def test_event_queue_is_bounded_and_keeps_the_terminal_event():
+    queue = EventQueue(max_pending=4)
+    for progress in range(100):
+        queue.put(_event(progress))
+    queue.put(_event(100, S.SUCCESS))
+    queue.put(_event(5))  # nothing after the terminal event
+    seen = []
+    while (event := await queue.get()) is not None:
+        seen.append(event)
+    assert len(seen) == 4  # a slow consumer costs bounded memory
+    assert seen[-1].status is S.SUCCESS
+    assert [e.progress for e in seen] == [97, 98, 99, 100]  # the newest states win
