@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 import attrs
 
 from ._validation import (
+    REQUEST_MAX_IMAGE_BYTES,
     check_bot_type,
     check_custom_id,
     check_dimensions,
@@ -22,6 +23,10 @@ from ._validation import (
     image_data_url,
 )
 
+# Requests only refuse absurd sizes: the client applies its own, configurable cap when it
+# sends them, so Client(max_image_bytes=...) can raise the limit above the default.
+_MAX = REQUEST_MAX_IMAGE_BYTES
+
 __all__ = ["Action", "Blend", "Describe", "Imagine", "Modal", "Request", "Shorten"]
 
 
@@ -30,7 +35,9 @@ def _images(value: object) -> tuple[str, ...]:
         raise TypeError(
             "images must be a list or tuple of images (bytes, pathlib.Path or data: URLs)"
         )
-    return tuple(image_data_url(item, what=f"images[{i}]") for i, item in enumerate(value))
+    return tuple(
+        image_data_url(item, max_bytes=_MAX, what=f"images[{i}]") for i, item in enumerate(value)
+    )
 
 
 def _blend_images(value: object) -> tuple[str, ...]:
@@ -47,7 +54,7 @@ def _optional_prompt(value: object) -> str | None:
 def _optional_mask(value: object) -> str | None:
     if value is None:
         return None
-    url = image_data_url(value, what="mask")
+    url = image_data_url(value, max_bytes=_MAX, what="mask")
     if not url.startswith("data:image/png;"):
         raise ValueError("mask must be a PNG image (white marks the region to vary)")
     return url
@@ -56,7 +63,7 @@ def _optional_mask(value: object) -> str | None:
 def _describe_image(value: object) -> str:
     if isinstance(value, str) and value.startswith(("http://", "https://")):
         return value  # C servers take a link; others will say so
-    return image_data_url(value)
+    return image_data_url(value, max_bytes=_MAX)
 
 
 def _common(body: dict[str, Any], request: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_BYTES",
+    "REQUEST_MAX_IMAGE_BYTES",
     "ImageInput",
     "check_bot_type",
     "check_custom_id",
@@ -29,6 +30,9 @@ __all__ = [
 
 #: The default cap on one image, decoded. Discord refuses attachments far above this anyway.
 DEFAULT_MAX_IMAGE_BYTES = 10 * 1024 * 1024
+#: The ceiling request types enforce on their own (to bound memory); the configurable cap,
+#: ``Client(max_image_bytes=...)``, is applied by the client when it sends the request.
+REQUEST_MAX_IMAGE_BYTES = 64 * 1024 * 1024
 MAX_PROMPT_CHARS = 8192
 MAX_STATE_CHARS = 255
 MAX_HOOK_CHARS = 2000
