@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from contextlib import aclosing
 
 import anyio
@@ -18,7 +19,7 @@ def assert_well_formed(events: list[mjasync.ProgressEvent]) -> None:
     assert events, "no events"
     terminal = [e for e in events if e.is_terminal]
     assert len(terminal) == 1 and events[-1] is terminal[0]  # exactly one, and last
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert status_rank(after.status) >= status_rank(before.status)
         if after.status is before.status:
             assert (after.progress or 0) > (before.progress or 0)  # a change, never a repeat

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 import mjasync
@@ -117,7 +118,7 @@ async def test_closing_the_client_with_jobs_in_flight(fake, make_client):
         async with anyio.create_task_group() as tg:
             for job in jobs:
                 tg.start_soon(wait, job)
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             with anyio.fail_after(5):
                 await client.aclose()
     assert len(errors) == 2 and all("closed" in str(e) for e in errors)

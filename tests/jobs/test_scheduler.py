@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import anyio
 import pytest
 
@@ -68,7 +70,7 @@ async def test_auto_concurrency_grows_and_halves():
     assert all(isinstance(r, mjasync.Task) for r in results)
     assert max(limits) > 3  # grew while the account accepted
     assert sim.refused.get("queue_full", 0) > 0  # overshot the 6 the account holds ...
-    drops = [b for a, b in zip(limits, limits[1:], strict=False) if b < a]
+    drops = [b for a, b in itertools.pairwise(limits) if b < a]
     assert drops and all(b <= max(limits) // 2 + 1 for b in drops)  # ... and halved
     assert sim.duplicates == 0
 
