@@ -8,11 +8,16 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._client import Client, ClientStatistics, ModeStatistics
+from ._download import Downloader, DownloadResult, split_grid
 from ._errors import (
     APIError,
     AuthenticationError,
     BannedPromptError,
+    DownloadError,
     InvalidRequestError,
+    JournalError,
+    JournalStateError,
+    JournalVersionError,
     LimiterError,
     MjError,
     NotFoundError,
@@ -31,6 +36,7 @@ from ._errors import (
 )
 from ._events import ProgressEvent
 from ._jobs import Job
+from ._journal import Journal, JournalEntry, JournalState, JournalStore, ResumePlan, request_key
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._models import (
     Button,
@@ -62,10 +68,20 @@ __all__ = [
     "Client",
     "ClientStatistics",
     "Describe",
+    "DownloadError",
+    "DownloadResult",
+    "Downloader",
     "ImageRef",
     "Imagine",
     "InvalidRequestError",
     "Job",
+    "Journal",
+    "JournalEntry",
+    "JournalError",
+    "JournalState",
+    "JournalStateError",
+    "JournalStore",
+    "JournalVersionError",
     "Limiter",
     "LimiterError",
     "LimiterStatistics",
@@ -81,6 +97,7 @@ __all__ = [
     "RateLimitError",
     "RefusalPolicy",
     "Request",
+    "ResumePlan",
     "RetryPolicy",
     "ServerError",
     "Shorten",
@@ -98,4 +115,6 @@ __all__ = [
     "TransportError",
     "UnsupportedEndpointError",
     "__version__",
+    "request_key",
+    "split_grid",
 ]

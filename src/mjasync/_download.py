@@ -30,7 +30,7 @@ import anyio.to_thread
 import attrs
 from yarl import URL
 
-from ._errors import MjError
+from ._errors import DownloadError
 from ._models import Task, TaskAction
 
 __all__ = [
@@ -81,24 +81,6 @@ _NOT_GRIDS = frozenset(
     {TaskAction.UPSCALE, TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.VIDEO}
 )
 _PNG_END = b"IEND\xaeB`\x82"
-
-
-class DownloadError(MjError):
-    """An image could not be downloaded and stored; nothing was left behind.
-
-    Attributes:
-        url: the URL that was requested.
-        reason: what went wrong, in words (``"HTTP 404"``, ``"not an image"``, ...).
-        http_status: the response status when there was one, else ``None``.
-    """
-
-    def __init__(self, reason: str, *, url: str, http_status: int | None = None) -> None:
-        # Signed CDN URLs carry tokens in the query string: keep them out of messages/logs.
-        shown = str(URL(url).with_query(None).with_fragment(None)) if url else "?"
-        super().__init__(f"download failed: {reason} [{shown}]")
-        self.url = url
-        self.reason = reason
-        self.http_status = http_status
 
 
 @attrs.frozen(slots=True)

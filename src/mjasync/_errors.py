@@ -16,6 +16,10 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
     ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
+    ├── JournalError .............. the batch journal cannot be used
+    │   ├── JournalVersionError ... written by a newer mjasync
+    │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    ├── DownloadError ............. an image could not be fetched and stored
     └── TaskError ................. a task ended badly (``task_id``, ``task``)
         ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
         ├── TaskTimeoutError ...... the caller's overall timeout ran out
@@ -40,7 +44,11 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BannedPromptError",
+    "DownloadError",
     "InvalidRequestError",
+    "JournalError",
+    "JournalStateError",
+    "JournalVersionError",
     "LimiterError",
     "MjError",
     "NotFoundError",
@@ -292,3 +300,49 @@ class TaskStalledError(TaskError):
 
 class TaskLostError(TaskError):
     """The server no longer knows a task it accepted (it restarted, or a relay expired it)."""
+
+
+class JournalError(MjError):
+    """The journal file cannot be used: not a database, not a journal, unreadable."""
+
+
+class JournalVersionError(JournalError):
+    """The journal was written by a newer mjasync whose schema this version cannot read.
+
+    Attributes:
+        path: the journal file.
+        found: the schema version in the file.
+        supported: the newest schema version this mjasync understands.
+    """
+
+    def __init__(self, message: str, *, path: str, found: int, supported: int) -> None:
+        super().__init__(message)
+        self.path = path
+        self.found = found
+        self.supported = supported
+
+
+class JournalStateError(JournalError, ValueError):
+    """A record that contradicts what the journal already holds.
+
+    For example a second task id for a request already accepted as another task, or a
+    "refused" after the server accepted. Raising beats silently forgetting a paid task id.
+    """
+
+
+class DownloadError(MjError):
+    """An image could not be downloaded and stored; nothing was left behind.
+
+    Attributes:
+        url: the URL that was requested.
+        reason: what went wrong, in words (``"HTTP 404"``, ``"not an image"``, ...).
+        http_status: the response status when there was one, else ``None``.
+    """
+
+    def __init__(self, reason: str, *, url: str, http_status: int | None = None) -> None:
+        # Signed CDN URLs carry tokens in the query string: keep them out of messages/logs.
+        shown = url.split("?", 1)[0].split("#", 1)[0] if url else "?"
+        super().__init__(f"download failed: {reason} [{shown}]")
+        self.url = url
+        self.reason = reason
+        self.http_status = http_status

@@ -36,7 +36,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._errors import MjError
+from ._errors import JournalError, JournalStateError, JournalVersionError
 from ._models import TaskStatus
 
 __all__ = [
@@ -73,34 +73,6 @@ _T = TypeVar("_T")
 
 
 # --------------------------------------------------------------------------- errors
-
-
-class JournalError(MjError):
-    """The journal file cannot be used: not a database, not a journal, unreadable."""
-
-
-class JournalVersionError(JournalError):
-    """The journal was written by a newer mjasync whose schema this version cannot read.
-
-    Attributes:
-        path: the journal file.
-        found: the schema version in the file.
-        supported: the newest schema version this mjasync understands.
-    """
-
-    def __init__(self, message: str, *, path: str, found: int, supported: int) -> None:
-        super().__init__(message)
-        self.path = path
-        self.found = found
-        self.supported = supported
-
-
-class JournalStateError(JournalError, ValueError):
-    """A record that contradicts what the journal already holds.
-
-    For example a second task id for a request already accepted as another task, or a
-    "refused" after the server accepted. Raising beats silently forgetting a paid task id.
-    """
 
 
 # --------------------------------------------------------------------------- keys
