@@ -178,6 +178,23 @@ class Transport:
         """The API key as it may be shown: ``sk-…abcd`` at most."""
         return redact_key(self._api_key)
 
+    def scrub(self, data: bytes) -> bytes:
+        """``data`` with every copy of the API key replaced by its redacted form.
+
+        Servers echo keys back ("Incorrect API key provided: sk-..."); what they send ends up
+        in exception messages and logs, so the key is taken out as the bytes arrive.
+        """
+        if self._api_key:
+            key = self._api_key.encode()
+            if key in data:
+                return data.replace(key, self.redacted_key.encode())
+        return data
+
+    def _scrub_text(self, text: str) -> str:
+        if self._api_key and self._api_key in text:
+            return text.replace(self._api_key, self.redacted_key)
+        return text
+
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         if self._api_key:
@@ -230,7 +247,7 @@ class Transport:
             async with self.session().request(
                 method, self.base_url + path, data=data, headers=headers, timeout=client_timeout
             ) as resp:
-                body = await resp.read()
+                body = self.scrub(await resp.read())
                 return Response(
                     status=resp.status,
                     headers=resp.headers,
@@ -241,7 +258,7 @@ class Transport:
                 )
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(
-                f"could not connect to {self.base_url}: {exc.os_error or exc}",
+                self._scrub_text(f"could not connect to {self.base_url}: {exc.os_error or exc}"),
                 method=method,
                 path=path,
                 request_sent=False,
@@ -257,7 +274,7 @@ class Transport:
             raise TransportError(f"no answer within {total:g}s", method=method, path=path) from exc
         except aiohttp.ClientError as exc:
             raise TransportError(
-                f"connection failed mid-request: {type(exc).__name__}: {exc}",
+                self._scrub_text(f"connection failed mid-request: {type(exc).__name__}: {exc}"),
                 method=method,
                 path=path,
             ) from exc
