@@ -1,0 +1,98 @@
+"""``mjasync.__all__`` is exactly the public surface, and ``__version__`` is the installed one."""
+
+from __future__ import annotations
+import __future__
+
+import importlib.metadata
+import types
+
+import pytest
+
+import mjasync
+
+# Names design.md promises at the top level (more may exist; these must).
+PROMISED = {
+    "Client",
+    "Task",
+    "Button",
+    "Submission",
+    "TaskStatus",
+    "TaskAction",
+    "Imagine",
+    "Blend",
+    "Describe",
+    "Shorten",
+    "Action",
+    "Modal",
+    "RetryPolicy",
+    "MjError",
+    "TransportError",
+    "APIError",
+    "AuthenticationError",
+    "NotFoundError",
+    "InvalidRequestError",
+    "RateLimitError",
+    "QueueFullError",
+    "BannedPromptError",
+    "ServerError",
+    "UnsupportedEndpointError",
+    "ProtocolError",
+    "SubmissionUncertainError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TaskStalledError",
+}
+
+
+def _public_names() -> set[str]:
+    """Public, non-module attributes of the package, as ``mjasync/__init__.py`` defines them."""
+    return {
+        name
+        for name, value in vars(mjasync).items()
+        if not name.startswith("_")
+        and not isinstance(value, types.ModuleType)
+        and value is not __future__.annotations  # `from __future__ import annotations`
+    }
+
+
+def test_all_has_no_duplicates_and_every_name_imports() -> None:
+    assert len(mjasync.__all__) == len(set(mjasync.__all__))
+    for name in mjasync.__all__:
+        assert hasattr(mjasync, name), name
+
+
+# `from importlib.metadata import PackageNotFoundError, version` in __init__.py leaks both names
+# (reported to the lead, who owns that file; the fix is to import them under private names).
+# Only that exact known leak is expected to fail; any other mismatch fails the test, and once
+# the leak is fixed the test runs normally.
+_KNOWN_LEAK = {"PackageNotFoundError", "version"}
+
+
+@pytest.mark.xfail(
+    _public_names() - set(mjasync.__all__) == _KNOWN_LEAK
+    and set(mjasync.__all__) - {"__version__"} <= _public_names(),
+    reason="mjasync/__init__.py leaks importlib.metadata's PackageNotFoundError and version",
+    strict=True,
+)
+def test_all_equals_the_public_names() -> None:
+    exported = set(mjasync.__all__) - {"__version__"}
+    public = _public_names()
+    assert public - exported == set(), "public but not in __all__"
+    assert exported - public == set(), "in __all__ but not defined"
+
+
+def test_promised_names_are_exported() -> None:
+    assert set(mjasync.__all__) >= PROMISED
+
+
+def test_star_import_gives_exactly_all() -> None:
+    namespace: dict[str, object] = {}
+    exec("from mjasync import *", namespace)
+    namespace.pop("__builtins__", None)
+    assert set(namespace) == set(mjasync.__all__)
+
+
+def test_version_is_the_installed_version() -> None:
+    assert "__version__" in mjasync.__all__
+    assert mjasync.__version__ == importlib.metadata.version("mjasync")
