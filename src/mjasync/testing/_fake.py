@@ -207,6 +207,10 @@ class FakeMidjourney:
         task = self._engine.tasks.get(str(task_id))
         return None if task is None else self._renderer.task(task, self._engine.now())
 
+    def task_ids(self) -> list[str]:
+        """Every task id the server knows, oldest first."""
+        return list(self._engine.tasks)
+
     def stats(self) -> SimStats:
         """A frozen snapshot of every counter (also served at ``GET /_sim/stats``)."""
         accounts = self._engine.accounts
