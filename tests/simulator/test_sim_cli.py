@@ -1,0 +1,80 @@
+"""``mjasync simulate`` as a separate process: prints its URL first, serves, stops on SIGINT."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("mjasync")
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys, mjasync.cli; sys.exit(mjasync.cli.main())"]
+
+
+async def test_simulate_prints_its_url_and_serves(session):
+    args = [
+        *_command(),
+        "simulate",
+        "--port",
+        "0",
+        "--accent",
+        "relay",
+        "--api-key",
+        "sk-cli",
+        "--job-duration",
+        "0.02",
+        "--start-delay",
+        "0",
+        "--core-size",
+        "1",
+        "--queue-size",
+        "0",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = await anyio.open_process(args, env=env)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(15):
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive(1)
+                line += chunk
+        base_url = line.decode().strip()
+        assert base_url.startswith("http://127.0.0.1:")
+
+        headers = {"Authorization": "Bearer sk-cli"}
+        async with session.post(
+            f"{base_url}/fast/mj/submit/imagine", json={"prompt": "a cat"}, headers=headers
+        ) as resp:
+            body = await resp.json()
+            assert body["code"] == 1
+        async with session.post(
+            f"{base_url}/mj/submit/imagine", json={"prompt": "a dog"}, headers=headers
+        ) as resp:
+            assert resp.status == 429  # --core-size 1 --queue-size 0 on the relay accent
+        async with session.get(f"{base_url}/_sim/stats") as resp:
+            stats = await resp.json()
+            assert stats["accepted"] == 1 and stats["refused"] == {"queue_full": 1}
+    finally:
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            code = await process.wait()
+    assert code == 0
+
+
+async def test_simulate_rejects_bad_options():
+    result = await anyio.run_process(
+        [*_command(), "simulate", "--port", "0", "--fault-502", "0.7", "--fault-429", "0.7"],
+        check=False,
+    )
+    assert result.returncode != 0
+    assert b"more than 1" in result.stderr
