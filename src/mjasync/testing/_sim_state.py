@@ -59,6 +59,7 @@ class SimTask:
     created_at: float
     final_image: str
     outcome: str = "success"  # success | fail | stall
+    planned_reason: str | None = None  # the failReason to show once a planned failure happens
     fail_reason: str | None = None
     duration: float = 0.0
     status: str = NOT_START
@@ -209,15 +210,15 @@ class Engine:
         reason = self.rng.choice(FAIL_REASONS)
         if has_marker(task.prompt, "--fail"):
             task.outcome = "fail"
-            task.fail_reason = "[Invalid parameter] Unrecognized parameter(s): `--fail`"
+            task.planned_reason = "[Invalid parameter] Unrecognized parameter(s): `--fail`"
         elif has_marker(task.prompt, "--stall"):
             task.outcome = "stall"
         elif unlucky:
             task.outcome = "fail"
-            task.fail_reason = reason
+            task.planned_reason = reason
         else:
             task.outcome = "success"
-            task.fail_reason = None
+            task.planned_reason = None
 
     # -- admission ---------------------------------------------------------------------------
 
@@ -333,7 +334,7 @@ class Engine:
                 self._time_out(task)
             return
         if task.outcome == "fail" and task.step >= max(1, (steps + 1) // 2):
-            self._end(task, FAILURE, task.fail_reason)
+            self._end(task, FAILURE, task.planned_reason)
             return
         if task.step > steps:
             self._end(task, SUCCESS, None)
