@@ -53,7 +53,7 @@ class Case:
 
     id: str
     kind: str  # "submit" or "fetch"
-    reply: Reply
+    reply: Reply | Callable[[], Reply]  # a callable builds it when the test runs
     error: type[Exception]
     http_status: int | None = None
     code: int | None = None
@@ -280,7 +280,7 @@ CASES = [
     Case(
         "empty-429-retry-after-http-date",
         "submit",
-        Reply(429, headers={"Retry-After": _http_date(30)}),
+        lambda: Reply(429, headers={"Retry-After": _http_date(30)}),
         RateLimitError,
         http_status=429,
         check=_retry_after_date,
@@ -356,12 +356,17 @@ CASES = [
 ]
 
 
+def _reply(case: Case) -> Reply:
+    return case.reply if isinstance(case.reply, Reply) else case.reply()
+
+
 def _response(case: Case, path: str, *, method: str, mode_prefixed: bool = True) -> Response:
-    built = case.reply.build()
+    scripted = _reply(case)
+    built = scripted.build()
     body = built.body if isinstance(built.body, bytes) else b""
     headers = CIMultiDictProxy(CIMultiDict(built.headers))
     return Response(
-        status=case.reply.status,
+        status=scripted.status,
         headers=headers,
         body=body,
         method=method,
@@ -402,10 +407,10 @@ async def test_http_maps_each_answer(
     case: Case, server: LoopbackServer, client: mjasync.Client
 ) -> None:
     if case.kind == "submit":
-        server.script("POST", SUBMIT, case.reply)
+        server.script("POST", SUBMIT, _reply(case))
         method, path = "POST", SUBMIT
     else:
-        server.script("GET", FETCH, case.reply)
+        server.script("GET", FETCH, _reply(case))
         method, path = "GET", FETCH
     expected: type[Exception] = case.error
     if case.uncertain:

@@ -297,7 +297,6 @@ async def test_read_honours_retry_after_seconds(server: LoopbackServer) -> None:
 
 async def test_read_honours_retry_after_http_date(server: LoopbackServer) -> None:
     when = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
-    server.script("GET", FETCH, Reply(503, headers={"Retry-After": when}), reply(200, TASK))
     server.script("GET", FETCH, Reply(429, headers={"Retry-After": when}), reply(200, TASK))
     sleep = SleepRecorder()
     wire = make_wire(server.url, sleep=sleep, max_retries=2, base_delay=1.0, jitter=0.5)
