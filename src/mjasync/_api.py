@@ -77,8 +77,10 @@ def _description(payload: object, resp: Response, default: str) -> str:
             if isinstance(value, str) and value.strip():
                 return value.strip()
         error = payload.get("error")
-        if isinstance(error, Mapping) and isinstance(error.get("message"), str):
-            return str(error["message"])
+        if isinstance(error, Mapping):
+            message = error.get("message")
+            if isinstance(message, str) and message.strip():
+                return message.strip()
         if isinstance(error, str) and error.strip():
             return error.strip()
     if resp.body and resp.content_type == "text/html":

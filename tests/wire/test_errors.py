@@ -463,6 +463,21 @@ def test_interpret_returns_task_and_list_payloads() -> None:
     assert listed == [{"id": "5"}, {"id": "6"}]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"error": {"message": "", "type": "x"}}',
+        b'{"error": {"message": "   "}}',
+        b'{"description": "", "message": ""}',
+        b'{"error": ""}',
+    ],
+)
+def test_interpret_blank_server_text_falls_back_to_a_default(body: bytes) -> None:
+    with pytest.raises(AuthenticationError) as info:
+        interpret(_resp(401, body), "fetch")
+    assert info.value.description == "the server refused the API key"
+
+
 def test_interpret_success_false_without_code_is_an_error() -> None:
     body = b'{"success": false, "message": "boom"}'
     with pytest.raises(APIError) as info:
