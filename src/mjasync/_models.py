@@ -266,9 +266,17 @@ class Task:
 
     @property
     def final_prompt(self) -> str | None:
-        """``properties.finalPrompt``: the result text of describe/shorten, if any."""
+        """The result text of describe/shorten, if any.
+
+        ``properties.finalPrompt``; for a DESCRIBE task without it (the Java proxy), ``prompt``,
+        which on describe holds the result (other actions' ``prompt`` is their input).
+        """
         value = self.properties.get("finalPrompt")
-        return value if isinstance(value, str) and value else None
+        if isinstance(value, str) and value:
+            return value
+        if self.action is TaskAction.DESCRIBE:
+            return self.prompt
+        return None
 
     def button(self, name: str) -> Button:
         """Find a button by short name, label, emoji or custom id.

@@ -393,3 +393,14 @@ def test_submission_code_21_with_final_prompt_needs_modal() -> None:
     assert modal.needs_modal
     exists = parse_submission({"code": 21, "result": "9", "properties": {"status": "SUCCESS"}})
     assert not exists.needs_modal
+
+
+def test_describe_result_text_from_final_prompt_or_prompt() -> None:
+    c_style = _task(action="DESCRIBE", prompt="", properties={"finalPrompt": "1️⃣ a cat"})
+    assert c_style.final_prompt == "1️⃣ a cat"
+    j_style = _task(action="DESCRIBE", status="SUCCESS", prompt="1️⃣ a dog", properties={})
+    assert j_style.final_prompt == "1️⃣ a dog"
+    # for other actions `prompt` is the input, never the result
+    shorten = _task(action="SHORTEN", prompt="a very long prompt")
+    assert shorten.final_prompt is None
+    assert _task(action="IMAGINE", prompt="cat").final_prompt is None
