@@ -27,6 +27,7 @@ log = logging.getLogger("mjasync")
 AuthScheme = Literal["bearer", "mj-api-secret"]
 MODES = ("fast", "relax", "turbo")
 _TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
+_SCRUB_2XX_MIN_KEY = 12  # redact_key shows nothing of shorter keys either
 
 
 def redact_key(key: str | None) -> str:
@@ -178,16 +179,21 @@ class Transport:
         """The API key as it may be shown: ``sk-…abcd`` at most."""
         return redact_key(self._api_key)
 
-    def scrub(self, data: bytes) -> bytes:
+    def scrub(self, data: bytes, status: int = 500) -> bytes:
         """``data`` with every copy of the API key replaced by its redacted form.
 
         Servers echo keys back ("Incorrect API key provided: sk-..."); what they send ends up
-        in exception messages and logs, so the key is taken out as the bytes arrive.
+        in exception messages and logs, so the key is taken out as the bytes arrive. A short
+        key (a self-hosted secret like ``1234``) could match real data by chance, so
+        successful (2xx) answers are only scrubbed of keys long enough not to.
         """
-        if self._api_key:
-            key = self._api_key.encode()
-            if key in data:
-                return data.replace(key, self.redacted_key.encode())
+        if not self._api_key:
+            return data
+        if 200 <= status < 300 and len(self._api_key) < _SCRUB_2XX_MIN_KEY:
+            return data
+        key = self._api_key.encode()
+        if key in data:
+            return data.replace(key, self.redacted_key.encode())
         return data
 
     def _scrub_text(self, text: str) -> str:
@@ -247,7 +253,7 @@ class Transport:
             async with self.session().request(
                 method, self.base_url + path, data=data, headers=headers, timeout=client_timeout
             ) as resp:
-                body = self.scrub(await resp.read())
+                body = self.scrub(await resp.read(), resp.status)
                 return Response(
                     status=resp.status,
                     headers=resp.headers,

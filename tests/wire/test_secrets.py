@@ -149,3 +149,27 @@ def test_plain_http_warning_does_not_show_the_key(caplog: pytest.LogCaptureFixtu
     assert "unencrypted" in _logged(caplog)
     assert KEY not in _logged(caplog)
     assert KEY not in repr(client)
+
+
+async def test_a_short_secret_does_not_corrupt_task_data(
+    server: LoopbackServer, make_client: Callable[..., mjasync.Client]
+) -> None:
+    # Self-hosted secrets can be short; the task data must come through untouched.
+    task = {"id": "1320098173412346", "prompt": "cat 1234", "status": "SUCCESS"}
+    server.script("GET", r".*", reply(200, task))
+    async with make_client(api_key="1234", auth="mj-api-secret") as client:
+        fetched = await client.fetch("1320098173412346")
+    assert fetched.id == "1320098173412346"
+    assert fetched.prompt == "cat 1234"
+    assert fetched.raw["id"] == "1320098173412346"
+
+
+async def test_a_short_secret_echoed_in_an_error_is_scrubbed(
+    server: LoopbackServer, make_client: Callable[..., mjasync.Client]
+) -> None:
+    secret = "s3cr3t!"
+    server.script("GET", r".*", Reply(401, body=b"bad secret s3cr3t!", content_type="text/plain"))
+    async with make_client(api_key=secret, auth="mj-api-secret") as client:
+        with pytest.raises(mjasync.AuthenticationError) as info:
+            await client.fetch("1")
+    assert secret not in _all_text(info.value)
