@@ -27,6 +27,7 @@ log = logging.getLogger("mjasync")
 AuthScheme = Literal["bearer", "mj-api-secret"]
 MODES = ("fast", "relax", "turbo")
 _TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
+_SCRUB_MIN_KEY = 6  # shorter keys are no secret, and replacing them would mangle every text
 _SCRUB_2XX_MIN_KEY = 12  # redact_key shows nothing of shorter keys either
 
 
@@ -60,6 +61,15 @@ def normalise_base_url(base_url: str) -> str:
         raise ValueError(f"base_url must not carry a query or fragment: {base_url!r}")
     if parts.username or parts.password:
         raise ValueError("base_url must not carry credentials; pass api_key= instead")
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"base_url has a bad port ({exc}): {base_url!r}") from exc
+    host = parts.hostname or ""
+    if not host or any(c.isspace() for c in text) or port == 0:
+        raise ValueError(
+            f"base_url must be an http(s) URL like 'https://relay.example.com', not {base_url!r}"
+        )
     return text
 
 
@@ -187,7 +197,7 @@ class Transport:
         key (a self-hosted secret like ``1234``) could match real data by chance, so
         successful (2xx) answers are only scrubbed of keys long enough not to.
         """
-        if not self._api_key:
+        if not self._api_key or len(self._api_key) < _SCRUB_MIN_KEY:
             return data
         if 200 <= status < 300 and len(self._api_key) < _SCRUB_2XX_MIN_KEY:
             return data
@@ -197,7 +207,7 @@ class Transport:
         return data
 
     def _scrub_text(self, text: str) -> str:
-        if self._api_key and self._api_key in text:
+        if self._api_key and len(self._api_key) >= _SCRUB_MIN_KEY and self._api_key in text:
             return text.replace(self._api_key, self.redacted_key)
         return text
 
@@ -265,6 +275,13 @@ class Transport:
         except aiohttp.ClientConnectorError as exc:
             raise TransportError(
                 self._scrub_text(f"could not connect to {self.base_url}: {exc.os_error or exc}"),
+                method=method,
+                path=path,
+                request_sent=False,
+            ) from exc
+        except aiohttp.InvalidURL as exc:
+            raise TransportError(
+                f"the request URL is invalid: {exc}",
                 method=method,
                 path=path,
                 request_sent=False,

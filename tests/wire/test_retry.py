@@ -580,3 +580,18 @@ async def test_submit_refusals_other_than_queue_full_are_not_retried(
         await wire.transport.aclose()
     assert len(server.requests_to(SUBMIT, "POST")) == 1
     assert sleep.delays == []
+
+
+async def test_a_request_url_aiohttp_refuses_is_not_an_uncertain_submit(
+    server: LoopbackServer,
+) -> None:
+    sleep = SleepRecorder()
+    wire = make_wire(server.url, sleep=sleep, max_retries=0)
+    wire.transport.base_url = "http://127.0.0.1:notaport"  # past the constructor's checks
+    try:
+        with pytest.raises(TransportError) as info:
+            await wire.submit("/mj/submit/imagine", BODY, mode="fast")
+    finally:
+        await wire.transport.aclose()
+    assert not isinstance(info.value, SubmissionUncertainError)
+    assert info.value.request_sent is False

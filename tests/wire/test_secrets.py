@@ -173,3 +173,12 @@ async def test_a_short_secret_echoed_in_an_error_is_scrubbed(
         with pytest.raises(mjasync.AuthenticationError) as info:
             await client.fetch("1")
     assert secret not in _all_text(info.value)
+
+
+async def test_a_trivial_key_does_not_mangle_messages() -> None:
+    # A one-character "secret" is no secret; replacing it everywhere would wreck every text.
+    port = free_port()
+    async with mjasync.Client(f"http://127.0.0.1:{port}", "1", max_retries=0) as client:
+        with pytest.raises(mjasync.TransportError) as info:
+            await client.fetch("123")
+    assert f"127.0.0.1:{port}" in str(info.value)

@@ -225,6 +225,12 @@ async def test_raising_the_cap_above_the_default_lets_big_images_through(
         ("https://user:pw@relay.example.com", ValueError),
         ("https://relay.example.com/?key=1", ValueError),
         ("https://relay.example.com/#x", ValueError),
+        ("http://:80", ValueError),
+        ("http://relay.example.com:notaport", ValueError),
+        ("http://relay.example.com:99999", ValueError),
+        ("http://relay.example.com:0", ValueError),
+        ("http://bad host.example.com", ValueError),
+        ("https://relay.example.com/a b", ValueError),
         (8080, TypeError),
     ],
 )
@@ -263,3 +269,17 @@ def test_request_types_validate_at_construction() -> None:
         mjasync.Shorten("cat", state="s" * 256)
     with pytest.raises(TypeError):
         mjasync.Describe(["not", "an", "image"])
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:8080",
+        "https://relay.example.com/",
+        "http://[::1]:9000/api",
+        "http://localhost",
+    ],
+)
+def test_good_base_urls(base_url: str) -> None:
+    client = mjasync.Client(base_url)
+    assert client.base_url == base_url.rstrip("/")
