@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,15 +222,6 @@ class Engine:
 
     # -- admission ---------------------------------------------------------------------------
 
-    def account(self, mode: str) -> Account:
-        """The account serving ``mode``."""
-        return self.accounts[mode]
-
-    def has_room(self, mode: str) -> bool:
-        """``True`` if a submit to ``mode`` would be started or queued now."""
-        account = self.accounts[mode]
-        return account.slots_used < account.core_size or account.queued < account.queue_size
-
     def admit(self, task: SimTask) -> int | None:
         """Store ``task`` and start or queue it; ``None`` (nothing stored) if the queue is full.
 
@@ -406,7 +397,3 @@ class Engine:
     def close(self) -> None:
         """Stop the timeline (pending transitions never fire)."""
         self._cancel_timers()
-
-    def live(self) -> Iterator[SimTask]:
-        """Every stored task (for debugging; O(n))."""
-        return iter(self.tasks.values())
