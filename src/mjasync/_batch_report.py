@@ -1,0 +1,140 @@
+"""The batch's two reports in the output directory: ``manifest.jsonl`` and ``index.html``.
+
+Both are rewritten whole and atomically (temporary file, fsync, rename), so a reader never
+sees half a file and a crash leaves the previous version. Both only ever reference files by
+names relative to the output directory, which the downloader chose itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from ._batch_types import Outcome, PromptResult
+
+__all__ = ["render_index", "render_manifest", "write_atomic"]
+
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (UTF-8) in one rename. Blocking: run it in a thread."""
+    part = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(part, "w", encoding="utf-8", newline="\n") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(part, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        raise
+
+
+def render_manifest(results: Sequence[PromptResult]) -> str:
+    """One JSON object per line and prompt, in input order (see :meth:`PromptResult.to_json`)."""
+    return "".join(
+        json.dumps(result.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        for result in results
+    )
+
+
+_CSS = """
+:root { color-scheme: light dark; --bg: #f6f6f4; --card: #fff; --fg: #1d1d1f; --muted: #6e6e73;
+  --ok: #1a7f37; --bad: #cf222e; --warn: #9a6700; --pending: #57606a; }
+@media (prefers-color-scheme: dark) { :root { --bg: #111; --card: #1c1c1e; --fg: #eee;
+  --muted: #a1a1a6; } }
+* { box-sizing: border-box; }
+body { margin: 0; padding: 1.5rem; background: var(--bg); color: var(--fg);
+  font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+.counts { color: var(--muted); margin: 0 0 1.2rem; }
+.grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); }
+.card { background: var(--card); border-radius: 10px; padding: .75rem;
+  box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
+.card img { width: 100%; height: auto; border-radius: 6px; display: block; }
+.thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: .3rem; }
+.prompt { margin: 0; word-break: break-word; }
+.meta { color: var(--muted); font-size: 12px; display: flex; gap: .5rem; flex-wrap: wrap; }
+.badge { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .03em; }
+.succeeded .badge { color: var(--ok); } .failed .badge { color: var(--bad); }
+.uncertain .badge { color: var(--warn); } .pending .badge { color: var(--pending); }
+.error { color: var(--bad); font-size: 12px; margin: 0; word-break: break-word; }
+.noimage { color: var(--muted); font-size: 12px; padding: 2rem 0; text-align: center;
+  border: 1px dashed var(--muted); border-radius: 6px; }
+"""
+
+
+def _href(relative: str) -> str:
+    # Our names are already plain ASCII slugs; quoting keeps the link valid if that changes.
+    return html.escape(quote(relative, safe="/"), quote=True)
+
+
+def _images(files: Sequence[str]) -> list[str]:
+    return [f for f in files if f.lower().endswith(_IMAGE_SUFFIXES)]
+
+
+def _card(result: PromptResult) -> str:
+    outcome = result.outcome.value
+    images = _images(result.files)
+    parts = [f'<div class="card {outcome}">']
+    if images:
+        first, rest = images[0], images[1:]
+        parts.append(
+            f'<a href="{_href(first)}"><img src="{_href(first)}" loading="lazy" '
+            f'alt="{html.escape(result.prompt, quote=True)}"></a>'
+        )
+        if rest:
+            parts.append('<div class="thumbs">')
+            parts.extend(
+                f'<a href="{_href(f)}"><img src="{_href(f)}" loading="lazy" alt=""></a>'
+                for f in rest
+            )
+            parts.append("</div>")
+    else:
+        parts.append('<div class="noimage">no image</div>')
+    parts.append(f'<p class="prompt">{html.escape(result.prompt)}</p>')
+    meta = [
+        f'<span class="badge">{html.escape(outcome)}</span>',
+        f"<span>#{result.index + 1}</span>",
+    ]
+    if result.task_id:
+        meta.append(f"<span>task {html.escape(result.task_id)}</span>")
+    if result.main.status:
+        meta.append(f"<span>{html.escape(result.main.status)}</span>")
+    for upscale in result.upscales:
+        label = f"{upscale.button}: {upscale.outcome.value}"
+        meta.append(f"<span>{html.escape(label)}</span>")
+    parts.append(f'<div class="meta">{"".join(meta)}</div>')
+    if result.error:
+        parts.append(f'<p class="error">{html.escape(result.error)}</p>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def render_index(results: Sequence[PromptResult], *, title: str = "mjasync batch") -> str:
+    """A self-contained contact sheet: every prompt with its images, status and error.
+
+    Inline CSS, no scripts, no external assets; images are linked by relative names, so the
+    output directory can be moved or zipped as a whole.
+    """
+    tally = dict.fromkeys((o.value for o in Outcome), 0)
+    for result in results:
+        tally[result.outcome.value] += 1
+    counts = ", ".join(f"{n} {name}" for name, n in tally.items() if n) or "no prompts"
+    cards = "\n".join(_card(result) for result in results)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head>\n"
+        f"<body><h1>{html.escape(title)}</h1>"
+        f'<p class="counts">{len(results)} prompts: {html.escape(counts)}</p>\n'
+        f'<div class="grid">\n{cards}\n</div></body></html>\n'
+    )

@@ -1,0 +1,635 @@
+"""One execution of a batch: plan from the journal, submit, watch, download, upscale, report.
+
+The journal protocol, per request:
+
+1. take a slot (so nothing is journaled while it merely waits its turn);
+2. commit the intent (key, endpoint, body) — before the POST;
+3. submit; commit the task id at once (or "refused", or "uncertain");
+4. follow the task; progress is coalesced by the journal; commit the terminal task;
+5. download its images; commit the file list (the entry is then DONE).
+
+Jobs are followed by reading their state, never by subscribing to their events: a cancelled
+subscriber abandons its job, which cancels the task upstream where the server can. A batch
+that is interrupted must instead leave paid tasks running, so a rerun can collect them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+import attrs
+
+from ._batch_report import render_index, render_manifest, write_atomic
+from ._batch_slots import SlotGate
+from ._batch_types import BatchEvent, BatchEventKind, Outcome, PromptResult, RequestResult
+from ._client import Client
+from ._converter import parse_task
+from ._download import Downloader, DownloadResult
+from ._errors import (
+    AuthenticationError,
+    DownloadError,
+    JournalError,
+    LimiterError,
+    MjError,
+    SubmissionUncertainError,
+    TaskError,
+    TaskFailedError,
+    TransportError,
+)
+from ._jobs import Job
+from ._journal import JournalEntry, JournalState, JournalStore, ResumePlan
+from ._limiter import Slot
+from ._models import Task, TaskStatus
+from ._requests import Action, Request
+
+__all__ = ["PromptSpec", "Runner", "UnitSpec"]
+
+log = logging.getLogger("mjasync")
+
+Emit = Callable[[BatchEvent], Awaitable[None]]
+
+
+#: Errors that will not heal by going on with the next prompt: stop the whole batch. A
+#: TransportError only gets this far from a submit that never reached the server, even after
+#: the client's retries: every next prompt would fail the same slow way.
+FATAL = (AuthenticationError, JournalError, LimiterError, TransportError)
+
+
+@attrs.frozen(slots=True)
+class UnitSpec:
+    """One journaled request of a prompt: its own job (``button=None``) or an upscale."""
+
+    key: str
+    label: str
+    button: str | None = None
+
+
+@attrs.frozen(slots=True)
+class PromptSpec:
+    """One prompt of the batch, as planned before anything runs."""
+
+    index: int
+    label: str
+    request: Request
+    main: UnitSpec
+    upscales: tuple[UnitSpec, ...] = ()
+
+
+@attrs.define(eq=False)
+class _Unit:
+    """A request being worked on in this run: what is known so far."""
+
+    spec: UnitSpec
+    prompt: PromptSpec
+    mode: str | None = None
+    task_id: str | None = None
+    status: TaskStatus | None = None
+    progress: int | None = None
+    result: RequestResult | None = None
+
+    def pending(self) -> RequestResult:
+        return RequestResult(
+            key=self.spec.key,
+            outcome=Outcome.PENDING,
+            task_id=self.task_id,
+            status=self.status.value if self.status is not None else None,
+            button=self.spec.button,
+        )
+
+
+@attrs.define(eq=False)
+class _Live:
+    """A job the monitor reads; ``done`` is set once the job has an outcome."""
+
+    unit: _Unit
+    job: Job
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+
+
+class _Handoff:
+    """A slot taken by the feeder for a prompt task that may never start (cancellation)."""
+
+    def __init__(self, slot: Slot) -> None:
+        self.slot: Slot | None = slot
+
+    def take(self) -> Slot | None:
+        slot, self.slot = self.slot, None
+        return slot
+
+
+class _CountingDownloader(Downloader):
+    """A :class:`Downloader` that counts files actually fetched (not found on disk)."""
+
+    fetched = 0
+
+    async def download(self, url: str, name: str) -> DownloadResult:
+        result = await super().download(url, name)
+        if not result.skipped:
+            self.fetched += 1
+        return result
+
+
+def _sweep_parts(out_dir: Path) -> None:
+    # A previous run killed mid-download leaves NAME.part files. They are never read as
+    # images and the next download of NAME replaces them, but a file that will not be
+    # downloaded again would linger and look like output. One batch owns its directory.
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(out_dir):
+            if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _missing(out_dir: Path, files: Sequence[str]) -> bool:
+    return any(not (out_dir / name).is_file() for name in files)
+
+
+def _relative(out_dir: Path, paths: Iterable[Path]) -> tuple[str, ...]:
+    base = out_dir.resolve()
+    # dict.fromkeys: split parts of a grid and its imageUrls can be the very same files.
+    return tuple(dict.fromkeys(Path(p).resolve().relative_to(base).as_posix() for p in paths))
+
+
+def _stored_task(entry: JournalEntry) -> Task | None:
+    """The terminal task the journal kept for ``entry`` (``None`` if absent or unreadable)."""
+    if entry.task_json is None:
+        return None
+    try:
+        return parse_task(entry.task_json)
+    except MjError:
+        return None
+
+
+class Runner:
+    """Runs the prompts of one batch once. Built and driven by :class:`mjasync.Batch`.
+
+    Args:
+        client: an open client.
+        prompts: the planned prompts.
+        journal: an open journal.
+        out_dir: the output directory (exists).
+        downloader: where images go, or ``None`` when downloads are off.
+        split: also cut grids into four files.
+        resubmit_uncertain: resend requests whose earlier submit is uncertain.
+        emit: receives every event, in order.
+        tick: seconds between reads of the running jobs' state.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        prompts: Sequence[PromptSpec],
+        *,
+        journal: JournalStore,
+        out_dir: Path,
+        downloader: _CountingDownloader | None,
+        split: bool,
+        resubmit_uncertain: bool,
+        emit: Emit,
+        tick: float,
+        report_interval: float = 1.0,
+    ) -> None:
+        self._client = client
+        self._gate = SlotGate(client)
+        self._journal = journal
+        self._out_dir = out_dir
+        self._downloader = downloader
+        self._split = split
+        self._resubmit_uncertain = resubmit_uncertain
+        self._emit = emit
+        self._tick = tick
+        self._report_interval = report_interval
+        self._mode = client.mode
+        self._prompts = [
+            (spec, _Unit(spec.main, spec), [_Unit(up, spec) for up in spec.upscales])
+            for spec in prompts
+        ]
+        self._finished: dict[int, PromptResult] = {}
+        self._live: dict[int, _Live] = {}
+        self._handoffs: list[_Handoff] = []
+        self._plan = ResumePlan()
+        self._bucket: dict[str, str] = {}
+        self._fatal: BaseException | None = None
+        self._items_scope: anyio.CancelScope | None = None
+        self._dirty = False
+        self.submitted = 0
+        self.resumed = 0
+        self.skipped = 0
+
+    @property
+    def fetched(self) -> int:
+        """Image files fetched in this run."""
+        return self._downloader.fetched if self._downloader is not None else 0
+
+    # -- results -----------------------------------------------------------------------------
+
+    def results(self) -> list[PromptResult]:
+        """One result per prompt; unfinished prompts show as PENDING with what is known."""
+        out = []
+        for spec, main, ups in self._prompts:
+            done = self._finished.get(spec.index)
+            if done is None:
+                done = PromptResult(
+                    index=spec.index,
+                    prompt=spec.label,
+                    main=main.result or main.pending(),
+                    upscales=tuple(u.result or u.pending() for u in ups),
+                )
+            out.append(done)
+        return out
+
+    async def write_reports(self, *, index: bool) -> None:
+        """Rewrite ``manifest.jsonl`` (and ``index.html``) from the current results."""
+        results = self.results()
+        self._dirty = False
+        manifest = render_manifest(results)
+        await anyio.to_thread.run_sync(write_atomic, self._out_dir / "manifest.jsonl", manifest)
+        if index:
+            page = render_index(results, title=f"mjasync batch: {self._out_dir.name}")
+            await anyio.to_thread.run_sync(write_atomic, self._out_dir / "index.html", page)
+
+    # -- the run -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Do the whole batch. Raises the first fatal error (bad key, broken journal)."""
+        self._gate.check_open()
+        await anyio.to_thread.run_sync(_sweep_parts, self._out_dir)
+        keys = [u.spec.key for _, main, ups in self._prompts for u in (main, *ups)]
+        self._plan = await self._journal.plan(keys, resubmit_uncertain=self._resubmit_uncertain)
+        for bucket in ("submit", "watch", "download", "finished", "uncertain"):
+            for key in getattr(self._plan, bucket):
+                self._bucket[key] = bucket
+        try:
+            async with anyio.create_task_group() as helpers:
+                helpers.start_soon(self._monitor)
+                helpers.start_soon(self._reporter)
+                with anyio.CancelScope() as scope:
+                    self._items_scope = scope
+                    async with anyio.create_task_group() as items:
+                        await self._feed(items)
+                helpers.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                for handoff in self._handoffs:
+                    slot = handoff.take()
+                    if slot is not None:
+                        await self._gate.release(slot)
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _feed(self, items: anyio.abc.TaskGroup) -> None:
+        """Start every prompt: journal-only ones at once, then re-watches, then new submits.
+
+        Slots for re-watches and submits are taken here, in order, so a 10,000-prompt batch
+        keeps only ``concurrency`` jobs (plus downloads) in memory, and tasks paid for in an
+        earlier run get their slots before new work does.
+        """
+        later: list[tuple[PromptSpec, _Unit, list[_Unit]]] = []
+        for entry in self._prompts:
+            bucket = self._bucket[entry[1].spec.key]
+            if bucket in ("finished", "download", "uncertain"):
+                items.start_soon(self._prompt, *entry, None)
+            else:
+                later.append(entry)
+        for wanted in ("watch", "submit"):
+            for spec, main, ups in later:
+                if self._bucket[main.spec.key] != wanted:
+                    continue
+                mode = self._entry_mode(main.spec.key) if wanted == "watch" else self._mode
+                handoff = _Handoff(await self._gate.acquire(mode))
+                self._handoffs.append(handoff)
+                items.start_soon(self._prompt, spec, main, ups, handoff)
+            # Handed-off slots are in their tasks now; forget them to keep the list short.
+            self._handoffs = [h for h in self._handoffs if h.slot is not None]
+
+    def _entry_mode(self, key: str) -> str | None:
+        entry = self._plan.entries.get(key)
+        return entry.mode if entry is not None else self._mode
+
+    async def _prompt(
+        self, spec: PromptSpec, main: _Unit, ups: list[_Unit], handoff: _Handoff | None
+    ) -> None:
+        slot = handoff.take() if handoff is not None else None
+        try:
+            task = await self._unit(main, slot)
+            succeeded = main.result is not None and main.result.outcome is Outcome.SUCCEEDED
+            if ups and succeeded:
+                if task is None:  # finished earlier, and the journal kept no task payload
+                    task = await self._fetch(main)
+                async with anyio.create_task_group() as tg:
+                    for unit in ups:
+                        tg.start_soon(self._child, unit, task)
+        except FATAL as exc:
+            self._stop(exc)
+            return
+        result = PromptResult(
+            index=spec.index,
+            prompt=spec.label,
+            main=main.result or main.pending(),
+            upscales=tuple(u.result or u.pending() for u in ups),
+        )
+        self._finished[spec.index] = result
+        self._dirty = True
+        await self._emit(
+            BatchEvent(
+                kind=BatchEventKind.FINISHED,
+                index=spec.index,
+                prompt=spec.label,
+                key=spec.main.key,
+                task_id=result.task_id,
+                status=main.status,
+                progress=main.progress,
+                files=result.files,
+                error=result.error,
+                result=result,
+            )
+        )
+
+    async def _child(self, unit: _Unit, parent: Task | None) -> None:
+        try:
+            await self._unit(unit, None, parent=parent)
+        except FATAL as exc:
+            self._stop(exc)
+
+    async def _fetch(self, unit: _Unit) -> Task | None:
+        if unit.task_id is None:
+            return None
+        try:
+            return await self._client.fetch(unit.task_id, mode=unit.mode)
+        except (MjError, ValueError) as exc:
+            log.warning("mjasync batch: cannot fetch task %s: %s", unit.task_id, exc)
+            return None
+
+    def _stop(self, error: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = error
+        if self._items_scope is not None:
+            self._items_scope.cancel()
+
+    # -- one request -------------------------------------------------------------------------
+
+    async def _unit(
+        self, unit: _Unit, slot: Slot | None, *, parent: Task | None = None
+    ) -> Task | None:
+        """Bring one request as far as it goes; returns its task if it succeeded."""
+        key = unit.spec.key
+        bucket = self._bucket[key]
+        entry = self._plan.entries.get(key)
+        try:
+            if entry is not None and bucket != "submit":
+                unit.task_id, unit.mode = entry.task_id, entry.mode
+            if bucket == "finished":
+                assert entry is not None
+                return await self._earlier(unit, entry)
+            if bucket == "uncertain":
+                assert entry is not None
+                why = entry.reason or "the process stopped while submitting"
+                await self._settle(unit, Outcome.UNCERTAIN, error=why, earlier=True)
+                return None
+            if bucket == "download":
+                assert entry is not None
+                self.skipped += 1
+                task = _stored_task(entry) or await self._fetch(unit)
+                if task is None:
+                    await self._settle(
+                        unit, Outcome.FAILED, error="the finished task is unreadable"
+                    )
+                    return None
+                return await self._collect(unit, task, earlier=True)
+            if bucket == "watch":
+                assert entry is not None
+                assert entry.task_id is not None
+                held, slot = slot or await self._gate.acquire(entry.mode), None
+                try:
+                    job = await self._gate.attach(entry.task_id, entry.mode, held)
+                except ValueError as exc:  # the journal holds an id no server would accept
+                    await self._settle(unit, Outcome.FAILED, error=str(exc))
+                    return None
+                self.resumed += 1
+                await self._event(unit, BatchEventKind.RESUMED, job)
+                return await self._follow(unit, job)
+            request = await self._request_for(unit, parent)
+            if request is None:
+                return None
+            held, slot = slot or await self._gate.acquire(unit.mode or self._mode), None
+            submitted = await self._submit(unit, request, held)
+            return None if submitted is None else await self._follow(unit, submitted)
+        finally:
+            if slot is not None:
+                await self._gate.release(slot)
+
+    async def _request_for(self, unit: _Unit, parent: Task | None) -> Request | None:
+        if unit.spec.button is None:
+            return unit.prompt.request
+        unit.mode = self._prompts[unit.prompt.index][1].mode
+        if parent is None:
+            await self._settle(unit, Outcome.FAILED, error="the grid's task could not be read")
+            return None
+        try:
+            return Action(parent.id, parent.button(unit.spec.button).custom_id)
+        except ValueError as exc:  # e.g. a Java proxy shows no buttons
+            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            return None
+
+    async def _submit(self, unit: _Unit, request: Request, slot: Slot) -> Job | None:
+        """Intent, submit, outcome — the journal sees each before the next step."""
+        key, mode = unit.spec.key, unit.mode or self._mode
+        try:
+            body = self._client.request_body(request)
+            await self._journal.record_intent(
+                key, endpoint=request.route, body=body, mode=mode, label=unit.spec.label
+            )
+        except BaseException:
+            await self._gate.release(slot)
+            raise
+        # No await between the intent and the POST: a cancellation arriving now is only
+        # delivered inside the client's shielded submit, so the id is still recorded below.
+        try:
+            job = await self._gate.submit(request, body, mode, slot)
+        except SubmissionUncertainError as exc:
+            await self._journal.record_uncertain(key, exc.message)
+            await self._settle(unit, Outcome.UNCERTAIN, error=exc.message)
+            return None
+        except (AuthenticationError, TransportError) as exc:  # fatal: see FATAL
+            await self._journal.record_refused(key, str(exc))
+            raise
+        except MjError as exc:  # refused: banned, invalid, queue full for too long, ...
+            await self._journal.record_refused(key, str(exc))
+            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            return None
+        await self._journal.record_accepted(key, job.id)
+        unit.mode = mode
+        self.submitted += 1
+        await self._event(unit, BatchEventKind.SUBMITTED, job)
+        return job
+
+    async def _follow(self, unit: _Unit, job: Job) -> Task | None:
+        """Wait for the job's outcome (read by the monitor), journal it, download."""
+        live = _Live(unit, job)
+        self._live[id(live)] = live
+        try:
+            await live.done.wait()
+        finally:
+            self._live.pop(id(live), None)
+        key = unit.spec.key
+        try:
+            task = await job.result()
+        except TaskFailedError as exc:
+            failed = exc.task
+            status = failed.status if failed is not None else TaskStatus.FAILURE
+            if not status.is_terminal:
+                status = TaskStatus.FAILURE
+            reason = exc.fail_reason or exc.message
+            await self._journal.record_terminal(
+                key,
+                status,
+                task_json=failed.raw if failed is not None else None,
+                fail_reason=reason,
+            )
+            unit.status = status
+            await self._settle(unit, Outcome.FAILED, error=reason)
+            return None
+        except FATAL:
+            raise
+        except (TaskError, MjError) as exc:
+            # Stalled, lost, or the client closed: the task may still finish upstream, so
+            # the journal keeps it ACCEPTED and a rerun watches it again.
+            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            return None
+        unit.status, unit.progress = task.status, task.progress
+        await self._journal.record_terminal(key, task.status, task_json=task.raw)
+        await self._event(unit, BatchEventKind.SUCCEEDED, job)
+        return await self._collect(unit, task)
+
+    async def _collect(self, unit: _Unit, task: Task, *, earlier: bool = False) -> Task | None:
+        """Download a succeeded task's images and mark the request DONE."""
+        unit.task_id, unit.status = task.id, task.status
+        files: tuple[str, ...] = ()
+        if self._downloader is not None:
+            try:
+                paths = await self._downloader.fetch_task_images(task, split=self._split)
+            except (DownloadError, OSError, ValueError) as exc:
+                # The task stays SUCCEEDED in the journal: a rerun downloads again.
+                await self._settle(unit, Outcome.FAILED, error=str(exc), earlier=earlier)
+                return None
+            files = await anyio.to_thread.run_sync(_relative, self._out_dir, paths)
+        await self._journal.record_files(unit.spec.key, files)
+        if files:
+            await self._emit(self._make(unit, BatchEventKind.DOWNLOADED, files=files))
+        await self._settle(unit, Outcome.SUCCEEDED, files=files, earlier=earlier)
+        return task
+
+    async def _earlier(self, unit: _Unit, entry: JournalEntry) -> Task | None:
+        """A request finished in an earlier run: report it; fetch again what went missing."""
+        self.skipped += 1
+        unit.status = TaskStatus.__members__.get((entry.status or "").upper())
+        if entry.state is not JournalState.DONE:
+            why = entry.fail_reason or entry.reason or "failed in an earlier run"
+            await self._settle(unit, Outcome.FAILED, error=why, earlier=True)
+            return None
+        task = _stored_task(entry)
+        # Files deleted since, or downloads were off last time: fetch them now.
+        if (
+            task is not None
+            and self._downloader is not None
+            and (
+                not entry.files
+                or await anyio.to_thread.run_sync(_missing, self._out_dir, entry.files)
+            )
+        ):
+            return await self._collect(unit, task, earlier=True)
+        await self._settle(unit, Outcome.SUCCEEDED, files=entry.files, earlier=True)
+        return task
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _make(
+        self,
+        unit: _Unit,
+        kind: BatchEventKind,
+        *,
+        files: tuple[str, ...] = (),
+        error: str | None = None,
+    ) -> BatchEvent:
+        return BatchEvent(
+            kind=kind,
+            index=unit.prompt.index,
+            prompt=unit.prompt.label,
+            key=unit.spec.key,
+            task_id=unit.task_id,
+            status=unit.status,
+            progress=unit.progress,
+            button=unit.spec.button,
+            files=files,
+            error=error,
+        )
+
+    async def _event(self, unit: _Unit, kind: BatchEventKind, job: Job) -> None:
+        unit.task_id = job.id
+        if kind is not BatchEventKind.SUCCEEDED:
+            unit.status, unit.progress = job.status, job.progress
+        await self._emit(self._make(unit, kind))
+
+    async def _settle(
+        self,
+        unit: _Unit,
+        outcome: Outcome,
+        *,
+        files: Iterable[str] = (),
+        error: str | None = None,
+        earlier: bool = False,
+    ) -> None:
+        unit.result = RequestResult(
+            key=unit.spec.key,
+            outcome=outcome,
+            task_id=unit.task_id,
+            status=unit.status.value if unit.status is not None else None,
+            files=tuple(files),
+            error=error,
+            button=unit.spec.button,
+            earlier=earlier,
+        )
+        kinds: Mapping[Outcome, BatchEventKind] = {
+            Outcome.FAILED: BatchEventKind.FAILED,
+            Outcome.UNCERTAIN: BatchEventKind.UNCERTAIN,
+        }
+        if outcome in kinds:
+            await self._emit(self._make(unit, kinds[outcome], error=error))
+
+    # -- helpers running beside the prompts --------------------------------------------------
+
+    async def _monitor(self) -> None:
+        """Read the state of every running job each tick; report changes, wake finished ones."""
+        while True:
+            for live in list(self._live.values()):
+                unit, job = live.unit, live.job
+                if job.done:
+                    live.done.set()
+                    continue
+                status, progress = job.status, job.progress
+                if (status, progress) != (unit.status, unit.progress):
+                    unit.status, unit.progress = status, progress
+                    try:
+                        await self._journal.record_progress(unit.spec.key, status, progress)
+                    except FATAL as exc:
+                        self._stop(exc)
+                        return
+                    await self._emit(self._make(unit, BatchEventKind.PROGRESS))
+            await anyio.sleep(self._tick)
+
+    async def _reporter(self) -> None:
+        """Keep ``manifest.jsonl`` current while the batch runs (at most once a second)."""
+        while True:
+            await anyio.sleep(self._report_interval)
+            if self._dirty:
+                try:
+                    await self.write_reports(index=False)
+                except OSError as exc:  # a full disk must not stop the jobs; the end retries
+                    log.warning("mjasync batch: cannot update the manifest: %s", exc)
