@@ -2,12 +2,55 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
 import click
 
 __all__ = ["app"]
 
+# click 8.2+ raises this for a bare group call (and prints the help); older clicks exit 0.
+_NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
+    kind
+    for kind in (getattr(click.exceptions, "NoArgsIsHelpError", None),)
+    if isinstance(kind, type) and issubclass(kind, click.ClickException)
+)
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _Group(click.Group):
+    """A group whose errors are one line on stderr: ``mjasync batch: <what is wrong>``.
+
+    Click's own format (usage, a hint, a blank line, then the error) is four lines; in a
+    script's log the one line that matters is easier to find alone. ``--help`` is unchanged.
+    """
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> NoReturn:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.ClickException as exc:
+            if isinstance(exc, _NO_ARGS_IS_HELP):
+                exc.show()  # a bare `mjasync`: the help is the useful answer
+                sys.exit(exc.exit_code)
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else (prog_name or "mjasync")
+            message = " ".join(exc.format_message().split())
+            click.echo(f"{where}: {message}", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            click.echo("mjasync: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mjasync", prog_name="mjasync")
 def app() -> None:
     """Midjourney task API client: batch generation, single jobs and a local simulator."""
@@ -15,9 +58,14 @@ def app() -> None:
 
 def _register() -> None:
     # Sub-command modules import click themselves; importing them here keeps `app` complete.
-    from . import _simulate
+    from . import _batch_cmd, _commands, _simulate
 
     app.add_command(_simulate.simulate)
+    app.add_command(_batch_cmd.batch)
+    app.add_command(_commands.imagine)
+    app.add_command(_commands.describe)
+    app.add_command(_commands.fetch)
+    app.add_command(_commands.action)
 
 
 _register()

@@ -1,0 +1,186 @@
+"""``mjasync batch PROMPTS_FILE --out DIR``: many prompts, journaled, downloaded, summarised."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import anyio
+import click
+
+from .._batch import Batch, UpscaleChoice
+from .._batch_types import BatchSummary
+from .._requests import Imagine
+from ._config import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    ConfigError,
+    Connection,
+    connect,
+    connection_options,
+    translate_errors,
+)
+from ._display import LiveView, PlainView, View
+
+__all__ = ["batch", "read_prompts"]
+
+
+class UpscaleType(click.ParamType[int | Literal["all"]]):
+    """``--upscale``: a button number 1-4, or ``all``."""
+
+    name = "1-4|all"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | Literal["all"]:
+        text = str(value).strip().lower()
+        if text == "all":
+            return "all"
+        if text in ("1", "2", "3", "4"):
+            return int(text)
+        return self.fail(f"{value!r} is not 1, 2, 3, 4 or 'all'", param, ctx)
+
+
+def read_prompts(path: str) -> list[str]:
+    """The prompts of a file: one per line; blank lines and ``#`` comments are skipped.
+
+    Raises:
+        ConfigError: the file is missing, unreadable, not text, empty, or a prompt is invalid.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise ConfigError(f"prompts file {path!r} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"prompts file {path!r} is a directory") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"prompts file {path!r} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read prompts file {path!r}: {exc.strerror}") from None
+    prompts = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        prompt = line.strip()
+        if not prompt or prompt.startswith("#"):
+            continue
+        try:
+            Imagine(prompt)
+        except ValueError as exc:
+            raise ConfigError(f"{path}, line {number}: {exc}") from None
+        prompts.append(prompt)
+    if not prompts:
+        raise ConfigError(
+            f"prompts file {path!r} has no prompts (one per line; blank lines and # comments "
+            "are skipped)"
+        )
+    return prompts
+
+
+async def _run(
+    conn: Connection,
+    prompts: list[str],
+    out_dir: Path,
+    journal: Path | None,
+    upscale: UpscaleChoice,
+    split: bool,
+    resubmit_uncertain: bool,
+    interactive: bool,
+) -> tuple[BatchSummary, View]:
+    async with connect(conn) as client:
+        job = Batch(
+            client,
+            prompts,
+            out_dir=out_dir,
+            journal=journal,
+            upscale=upscale,
+            split=split,
+            resubmit_uncertain=resubmit_uncertain,
+        )
+        header = (
+            f"mjasync batch: {job.total} prompts on {conn.where} -> {out_dir} "
+            f"(journal {job.journal_path})"
+        )
+        view: View = LiveView(job.total, header) if interactive else PlainView(job.total, header)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(view.run)
+            try:
+                summary = await job.run(view.on_event)
+            finally:
+                tg.cancel_scope.cancel()
+                view.close()
+        return summary, view
+
+
+@click.command()
+@click.argument("prompts_file", metavar="PROMPTS_FILE")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output directory: images, manifest.jsonl, index.html, journal.",
+)
+@click.option(
+    "--journal",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Journal file [default: DIR/journal.sqlite]. Rerun with the same one to resume.",
+)
+@click.option("--upscale", type=UpscaleType(), help="Upscale U1-U4 (or all) of every grid.")
+@click.option("--split", is_flag=True, help="Also cut each grid into four files (needs Pillow).")
+@click.option(
+    "--resubmit-uncertain",
+    is_flag=True,
+    help="Resend submits whose answer was lost earlier (they may be paid twice).",
+)
+@connection_options(simulate=True, concurrency=True)
+def batch(
+    prompts_file: str,
+    out_dir: Path,
+    journal: Path | None,
+    upscale: UpscaleChoice,
+    split: bool,
+    resubmit_uncertain: bool,
+    **options: Any,
+) -> None:
+    """Generate every prompt of PROMPTS_FILE (one per line; blank lines and # comments skipped).
+
+    Images, manifest.jsonl and an index.html contact sheet go to --out. A journal records every
+    submission before and after it is sent: run the same command again after a crash or
+    Ctrl-C and it finishes the batch without paying twice. Exit status: 0 if every prompt
+    succeeded, 1 if some failed or are uncertain, 2 for usage or configuration errors, 130 if
+    interrupted.
+    """
+    conn = Connection.from_options(options)
+    prompts = read_prompts(prompts_file)
+    if split and importlib.util.find_spec("PIL") is None:
+        raise ConfigError("--split needs Pillow: pip install 'mjasync[images]'")
+    interactive = sys.stdout.isatty()
+    try:
+        with translate_errors():
+            summary, view = asyncio.run(
+                _run(
+                    conn,
+                    prompts,
+                    out_dir,
+                    journal,
+                    upscale,
+                    split,
+                    resubmit_uncertain,
+                    interactive,
+                )
+            )
+    except KeyboardInterrupt:
+        command = shlex.join(["mjasync", *sys.argv[1:]])
+        journal_shown = os.fspath(journal or out_dir / "journal.sqlite")
+        click.echo(
+            f"mjasync batch: interrupted; the journal ({journal_shown}) is saved. "
+            f"Resume with: {command}",
+            err=True,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    view.summary(summary)
+    sys.exit(0 if summary.ok else EXIT_FAILED)

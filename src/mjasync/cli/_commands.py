@@ -1,0 +1,162 @@
+"""Single-job commands: ``imagine``, ``describe``, ``fetch`` and ``action``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from contextlib import aclosing
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+from rich.console import Console
+
+from .._client import Client
+from .._download import Downloader
+from .._models import Task, TaskAction
+from .._requests import Describe, Imagine, Request
+from ._config import (
+    EXIT_INTERRUPTED,
+    Connection,
+    connect,
+    connection_options,
+    translate_errors,
+)
+
+__all__ = ["action", "describe", "fetch", "imagine"]
+
+_OUT = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Download the result's images into this directory.",
+)
+
+
+def _run(coro: Coroutine[Any, Any, None]) -> None:
+    """Run a command's coroutine; errors become one line, Ctrl-C exits 130."""
+    try:
+        with translate_errors():
+            asyncio.run(coro)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _show_task(task: Task, files: list[str]) -> None:
+    text_result = task.action in (TaskAction.DESCRIBE, TaskAction.SHORTEN)
+    click.echo(f"task {task.id}: {task.action.value} {task.status.value}")
+    if task.prompt and not text_result:
+        click.echo(f"prompt: {task.prompt}")
+    if task.image_url:
+        click.echo(f"image: {task.image_url}")
+    if task.fail_reason:
+        click.echo(f"fail reason: {task.fail_reason}")
+    if text_result and task.final_prompt:
+        click.echo(task.final_prompt)
+    if task.buttons and not text_result:
+        click.echo("buttons: " + " ".join(button.name for button in task.buttons))
+    for path in files:
+        click.echo(f"saved: {path}")
+
+
+async def _download(task: Task, out_dir: Path | None) -> list[str]:
+    if out_dir is None:
+        return []
+    # A session of our own: image hosts must never see the API key.
+    async with aiohttp.ClientSession() as session:
+        paths = await Downloader(session, out_dir).fetch_task_images(task)
+    return [str(p) for p in paths]
+
+
+async def _follow(client: Client, request: Request) -> Task:
+    """Submit and wait, showing progress (a spinner on a terminal, lines otherwise)."""
+    job = await client.submit(request)
+    interactive = sys.stderr.isatty()
+    console = Console(stderr=True)
+    click.echo(f"submitted task {job.id}", err=True)
+    if interactive:
+        with console.status(f"task {job.id}: waiting") as status:
+            async with aclosing(job.events()) as events:
+                async for event in events:
+                    percent = f" {event.progress}%" if event.progress is not None else ""
+                    status.update(f"task {job.id}: {event.status.value}{percent}")
+    else:
+        async with aclosing(job.events()) as events:
+            async for event in events:
+                percent = f" {event.progress}%" if event.progress is not None else ""
+                click.echo(f"task {job.id}: {event.status.value}{percent}", err=True)
+    return await job.result()
+
+
+def _single(
+    conn: Connection, work: Callable[[Client], Awaitable[Task]], out_dir: Path | None
+) -> None:
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await work(client)
+            _show_task(task, await _download(task, out_dir))
+
+    _run(main())
+
+
+@click.command()
+@click.argument("prompt")
+@_OUT
+@connection_options(simulate=True)
+def imagine(prompt: str, out_dir: Path | None, **options: Any) -> None:
+    """Generate one 2x2 grid from PROMPT and print (or --out: save) the result."""
+    conn = Connection.from_options(options)
+    with translate_errors():
+        request = Imagine(prompt)
+    _single(conn, lambda client: _follow(client, request), out_dir)
+
+
+@click.command()
+@click.argument("image")
+@connection_options(simulate=True)
+def describe(image: str, **options: Any) -> None:
+    """Print the four prompts the server suggests for IMAGE (a file, or an http(s) URL)."""
+    conn = Connection.from_options(options)
+    source: str | Path = image if image.startswith(("http://", "https://")) else Path(image)
+    with translate_errors():
+        request = Describe(source)
+    _single(conn, lambda client: _follow(client, request), None)
+
+
+@click.command()
+@click.argument("task_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the task as the server sent it.")
+@connection_options()
+def fetch(task_id: str, as_json: bool, **options: Any) -> None:
+    """Show one task by its ID."""
+    conn = Connection.from_options(options)
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await client.fetch(task_id)
+        if as_json:
+            click.echo(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
+        else:
+            _show_task(task, [])
+
+    _run(main())
+
+
+@click.command()
+@click.argument("task_id", metavar="ID")
+@click.argument("button")
+@_OUT
+@connection_options()
+def action(task_id: str, button: str, out_dir: Path | None, **options: Any) -> None:
+    """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait."""
+    conn = Connection.from_options(options)
+
+    async def press(client: Client) -> Task:
+        click.echo(f"pressing {button} of task {task_id}", err=True)
+        return await client.action(task_id, button)
+
+    _single(conn, press, out_dir)
