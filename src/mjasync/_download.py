@@ -651,6 +651,10 @@ class Downloader:
                 results[i] = await self.download(url, name)
             except DownloadError as exc:
                 errors.append(exc)
+            except ValueError as exc:
+                # The destination is unsafe (e.g. a symlink planted there points outside the
+                # directory). Report it like any failed download, not as an ExceptionGroup.
+                errors.append(DownloadError(f"unsafe destination: {exc}", url=url))
 
         async with anyio.create_task_group() as tg:
             for i, (url, name) in enumerate(jobs):
