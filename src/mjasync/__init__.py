@@ -5,7 +5,7 @@ See https://example.invalid/mjasync for the guide; the public names are listed i
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata as _metadata
 
 from ._client import Client, ClientStatistics, ModeStatistics
 from ._download import Downloader, DownloadResult, split_grid
@@ -53,8 +53,8 @@ from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy
 
 try:
-    __version__ = version("mjasync")
-except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = _metadata.version("mjasync")
+except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
 
 __all__ = [

@@ -56,6 +56,10 @@ class _Default:
 DEFAULT: Final = _Default()
 ModeArg = str | None | _Default
 
+#: How many jobs ``stream()`` may start before its consumer has taken their terminal events
+#: (at least twice the mode's limit, so a consumer that keeps up never slows the batch).
+_STREAM_AHEAD: Final = 64
+
 
 @attrs.frozen(slots=True)
 class ModeStatistics:
@@ -266,7 +270,11 @@ class Client:
         finally:
             task_group, self._task_group = self._task_group, None
             if task_group is not None:
-                await task_group.__aexit__(exc_type, exc, tb)
+                # The body's own exception propagates by itself; handing it to the task group
+                # would come back wrapped in an ExceptionGroup, and `except NotFoundError:`
+                # around `async with Client(...)` would no longer match.
+                task_group.cancel_scope.cancel()
+                await task_group.__aexit__(None, None, None)
 
     async def aclose(self) -> None:
         """Stop the pollers, release every slot and close the HTTP session (idempotent).
@@ -798,9 +806,15 @@ class Client:
         event with ``task_id=None`` and ``error`` set; the others go on.
         """
         self._open_tracker()
-        send, receive = anyio.create_memory_object_stream[ProgressEvent](math.inf)
+        # No buffer here: an event the consumer has not taken yet waits in its job's own
+        # bounded queue (newest wins, the terminal event is kept), and `ahead` caps how many
+        # jobs may be started before the consumer has taken their terminal events. So a slow
+        # consumer slows the batch down instead of piling up every event of it in memory.
+        send, receive = anyio.create_memory_object_stream[ProgressEvent](0)
+        mode_value = self._mode(mode)
+        ahead = anyio.Semaphore(max(_STREAM_AHEAD, 2 * self._limiter.limit(mode_value)))
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed, requests, mode, send)
+            tg.start_soon(self._feed, requests, mode_value, send, ahead)
             async with receive:
                 async for event in receive:
                     yield event
@@ -808,22 +822,41 @@ class Client:
     async def _feed(
         self,
         requests: Iterable[Request],
-        mode: ModeArg,
+        mode_value: str | None,
         send: MemoryObjectSendStream[ProgressEvent],
+        ahead: anyio.Semaphore,
     ) -> None:
-        mode_value = self._mode(mode)
         async with send, anyio.create_task_group() as tg:
             for request in requests:
                 try:
                     body = self.request_body(request)
                 except (TypeError, ValueError, AttributeError) as exc:
                     raise TypeError(f"stream() got an unusable request {request!r}: {exc}") from exc
+                await ahead.acquire()
                 # Waiting for the slot here, not in each task, keeps a 10,000-request batch
                 # at `concurrency` tasks in memory rather than 10,000.
-                slot = await self._scheduler.acquire(mode_value)
-                tg.start_soon(self._follow, request, body, mode_value, slot, send.clone())
+                try:
+                    slot = await self._scheduler.acquire(mode_value)
+                except BaseException:
+                    ahead.release()
+                    raise
+                tg.start_soon(self._follow, request, body, mode_value, slot, send.clone(), ahead)
 
     async def _follow(
+        self,
+        request: Request,
+        body: Mapping[str, Any],
+        mode: str | None,
+        slot: Slot,
+        send: anyio.abc.ObjectSendStream[ProgressEvent],
+        ahead: anyio.Semaphore,
+    ) -> None:
+        try:
+            await self._follow_one(request, body, mode, slot, send)
+        finally:
+            ahead.release()  # the consumer has this job's terminal event (or gave up)
+
+    async def _follow_one(
         self,
         request: Request,
         body: Mapping[str, Any],

@@ -415,12 +415,6 @@ def test_missing_base_url_says_how_to_fix() -> None:
 # -- lifecycle --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    reason="Client.__aexit__ hands the body's exception to its task group, which re-raises it "
-    "wrapped in an ExceptionGroup (reported; _client.py is the lead's)",
-    raises=BaseExceptionGroup,
-    strict=True,
-)
 async def test_an_error_inside_async_with_propagates_as_itself(
     server: LoopbackServer, make_client: Callable[..., mjasync.Client]
 ) -> None:

@@ -6,8 +6,6 @@ import __future__
 import importlib.metadata
 import types
 
-import pytest
-
 import mjasync
 
 # Names design.md promises at the top level (more may exist; these must).
@@ -62,19 +60,6 @@ def test_all_has_no_duplicates_and_every_name_imports() -> None:
         assert hasattr(mjasync, name), name
 
 
-# `from importlib.metadata import PackageNotFoundError, version` in __init__.py leaks both names
-# (reported to the lead, who owns that file; the fix is to import them under private names).
-# Only that exact known leak is expected to fail; any other mismatch fails the test, and once
-# the leak is fixed the test runs normally.
-_KNOWN_LEAK = {"PackageNotFoundError", "version"}
-
-
-@pytest.mark.xfail(
-    _public_names() - set(mjasync.__all__) == _KNOWN_LEAK
-    and set(mjasync.__all__) - {"__version__"} <= _public_names(),
-    reason="mjasync/__init__.py leaks importlib.metadata's PackageNotFoundError and version",
-    strict=True,
-)
 def test_all_equals_the_public_names() -> None:
     exported = set(mjasync.__all__) - {"__version__"}
     public = _public_names()
