@@ -103,7 +103,9 @@ class WebhookStatistics:
         late: posts for a task that already ended (answered 200, ignored).
         rejected_by_reason: non-200 answers by reason (see :class:`PushVerdict`); includes
             ``unknown_task``.
-        unknown_task: posts for task ids no attached client watches (answered 404).
+        unknown_task: posts for task ids no attached client watches (answered 404). A few
+            are normal: a server may post a task's first change before its submit answer
+            reaches the client; polling and the next post cover it.
         pushes_applied: pushed payloads the clients applied (duplicates included; they
             collapse into no event).
         completed_by_push, completed_by_poll: jobs whose terminal state came from a push /
