@@ -9,6 +9,9 @@ clocks of the client machines never matter. A holder renews its leases every ``l
 a process that dies stops renewing and its leases expire, so nothing leaks and, since expired
 leases are removed before counting, nothing is counted twice.
 
+A waiter that is refused listens on ``mjasync:{name}:<mode>:released``, where every release
+is published, and otherwise retries when the earliest lease would expire.
+
 ``concurrency="auto"`` keeps the AIMD state in a hash ``mjasync:{name}:<mode>:aimd``. The rule
 itself stays the pure :func:`~mjasync._limiter.next_limit`; Redis only provides a
 compare-and-set script, so every process applies the same rule to the same shared state.
@@ -23,20 +26,22 @@ import os
 import random
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+import threading
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
+import anyio.to_thread
 import attrs
 
 from ._errors import LimiterError
 from ._limiter import AimdState, LimiterStatistics, Outcome, Slot, mode_key, next_limit
 
 if TYPE_CHECKING:
-    from anyio.abc import TaskGroup
     from redis.asyncio import Redis
     from redis.asyncio.client import PubSub
     from redis.commands.core import AsyncScript
@@ -115,8 +120,8 @@ return {recreated, redis.call('ZCARD', KEYS[1])}
 """
 )
 
-# KEYS: leases. ARGV: channel, mode, then lease ids. Publishes the mode so waiters in every
-# process try again at once. Returns how many leases were removed.
+# KEYS: leases. ARGV: the mode's release channel, the mode, then lease ids. The notice makes
+# the waiters of every process try again at once. Returns how many leases were removed.
 _RELEASE = """
 local removed = 0
 for i = 3, #ARGV do
@@ -201,11 +206,14 @@ class _ModeState:
     key: str
     leases_key: str
     aimd_key: str
+    channel: str
     limit: int
     aimd: AimdState
     #: Leases everywhere, as of the last script answer.
     shared: int = 0
     held: dict[str, Slot] = attrs.field(factory=dict)
+    #: Lease ids whose grant we could not confirm (Redis failed mid-call); removed on renewal.
+    doubtful: set[str] = attrs.field(factory=set)
     waiting: int = 0
     #: Only the head of the local queue talks to Redis: one process with 1,000 waiters still
     #: sends one script per release, not 1,000.
@@ -215,12 +223,46 @@ class _ModeState:
     store: anyio.Lock = attrs.field(factory=anyio.Lock)
     #: Serialises this process's feedback, so its compare-and-set rarely conflicts with itself.
     aimd_lock: anyio.Lock = attrs.field(factory=anyio.Lock)
-    wake: anyio.Event = attrs.field(factory=anyio.Event)
+    #: Subscribed to ``channel`` while this mode has waiters; owned by the head waiter.
+    pubsub: PubSub | None = None
 
-    def wake_up(self) -> None:
-        """Wake the waiter of this mode (it re-reads ``wake`` before each try)."""
-        self.wake.set()
-        self.wake = anyio.Event()
+
+class _RenewTimer:
+    """Runs a coroutine function on the event loop every ``interval`` seconds, from a thread.
+
+    Why a thread and not a task: a task needs a task group, and a task group opened in
+    ``start()`` stays open in the caller's task until ``aclose()``. Any cancel scope the
+    caller opens in between (a shield around the client's cleanup, a timeout) would then be
+    exited out of order. The thread only keeps time; the renewal itself runs on the event loop,
+    so all Redis I/O and state stay on one thread, and ``aclose()`` joins it.
+    """
+
+    def __init__(
+        self, interval: float, tick: Callable[[], Coroutine[Any, Any, None]], name: str
+    ) -> None:
+        self._interval = interval
+        self._tick = tick
+        self._token = anyio.lowlevel.current_token()
+        self._stop = threading.Event()
+        # Daemon: a limiter that is never closed must not keep the interpreter alive.
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                anyio.from_thread.run(self._tick, token=self._token)
+            except anyio.RunFinishedError:
+                return  # the event loop ended without aclose(); nothing left to renew for
+            except Exception:
+                _LOG.exception("lease renewal failed")
+
+    async def aclose(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            await anyio.to_thread.run_sync(self._thread.join)
 
 
 class RedisLimiter:
@@ -295,15 +337,13 @@ class RedisLimiter:
         self._lease_seconds = float(lease_seconds)
         self._lease_ms = round(lease_seconds * 1000)
         self._timeout = float(connect_timeout)
-        self._channel = f"mjasync:{{{name}}}:released"
         # Lease ids say who holds them (host, pid) for whoever inspects Redis; the random part
         # keeps two limiters in one process apart.
         self._lease_prefix = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
         self._modes: dict[str, _ModeState] = {}
         self._redis: Redis | None = None
-        self._pubsub: PubSub | None = None
-        self._tg: TaskGroup | None = None
+        self._timer: _RenewTimer | None = None
         self._closed = False
         self._acquire_script: AsyncScript | None = None
         self._renew_script: AsyncScript | None = None
@@ -347,10 +387,10 @@ class RedisLimiter:
         await self.aclose()
 
     async def start(self) -> None:
-        """Connect, subscribe to release notices and start renewing leases.
+        """Connect and start renewing held leases.
 
-        Call it once, from the task that will later call :meth:`aclose` (``async with`` does
-        both): the renewal runs in a task group that lives between the two.
+        ``start()`` and :meth:`aclose` leave no cancel scope open between them, so they may be
+        called from any task and inside any scope (a shield, a timeout).
 
         Raises:
             LimiterError: Redis did not answer within ``connect_timeout``.
@@ -371,27 +411,19 @@ class RedisLimiter:
             retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 1),
             client_name=f"mjasync:{self._name}",
         )
-        pubsub = client.pubsub()
         try:
             await self._call("PING", client.ping)
-            await self._call("SUBSCRIBE", lambda: self._subscribe(pubsub))
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await self._close_quietly(pubsub, client)
+                await self._close_quietly(client)
             raise
         self._redis = client
-        self._pubsub = pubsub
         self._acquire_script = client.register_script(_ACQUIRE)
         self._renew_script = client.register_script(_RENEW)
         self._release_script = client.register_script(_RELEASE)
         self._cas_script = client.register_script(_AIMD_CAS)
-        # Entered here and exited in aclose(): the protocol has no context manager, so the task
-        # group spans the two calls. Its tasks never raise, so they cannot cancel the host task.
-        tg = anyio.create_task_group()
-        await tg.__aenter__()
-        self._tg = tg
-        tg.start_soon(self._listen, pubsub)
-        tg.start_soon(self._renew_loop)
+        self._timer = _RenewTimer(self._lease_seconds / 3, self._renew_all, f"mjasync-{self._name}")
+        self._timer.start()
         _LOG.debug("limiter %r connected", self)
 
     async def aclose(self) -> None:
@@ -402,27 +434,26 @@ class RedisLimiter:
         if self._closed:
             return
         self._closed = True
-        if self._tg is not None:
-            tg, self._tg = self._tg, None
-            tg.cancel_scope.cancel()
-            await tg.__aexit__(None, None, None)
         with anyio.CancelScope(shield=True):
+            if self._timer is not None:
+                await self._timer.aclose()
+                self._timer = None
             for state in self._modes.values():
-                ids = list(state.held)
+                ids = [*state.held, *state.doubtful]
                 state.held.clear()
+                state.doubtful.clear()
                 if ids:
                     await self._remove(state, ids)
-            await self._close_quietly(self._pubsub, self._redis)
-        self._pubsub = None
+                await self._drop_pubsub(state)
+            await self._close_quietly(self._redis)
         self._redis = None
 
-    async def _close_quietly(self, pubsub: PubSub | None, client: Redis | None) -> None:
+    async def _close_quietly(self, client: Redis | None) -> None:
+        if client is None:
+            return
         try:
             with anyio.move_on_after(self._timeout):
-                if pubsub is not None:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                if client is not None:
-                    await client.aclose()
+                await client.aclose()
         except _redis_errors() as exc:
             _LOG.debug("closing the Redis connection to %s: %s", self._safe_url, exc)
 
@@ -430,6 +461,11 @@ class RedisLimiter:
 
     async def acquire(self, mode: str | None) -> Slot:
         """Wait for a free slot in ``mode``'s budget, shared by every process with this name.
+
+        Waiting costs Redis almost nothing: one task per process and mode (the head of the
+        local queue) tries; when refused it listens on the mode's release channel and tries
+        again when any process releases, or when the earliest lease would expire (a dead
+        holder's slot), at most a second later in any case.
 
         Cancellable: a cancelled acquire holds no lease afterwards, even when the cancellation
         arrives after Redis granted it.
@@ -447,15 +483,20 @@ class RedisLimiter:
         state.waiting += 1
         try:
             async with state.head:
-                while True:
-                    # Read the event before asking Redis: a release after our refused try then
-                    # sets this very event, so no wake-up falls between the try and the wait.
-                    wake = state.wake
-                    delay = await self._try_acquire(state, lease_id)
-                    if delay is None:
-                        break
-                    with anyio.move_on_after(delay):
-                        await wake.wait()
+                try:
+                    while True:
+                        delay = await self._try_acquire(state, lease_id)
+                        if delay is None:
+                            break
+                        if state.pubsub is None:
+                            # Subscribe, then try again at once: a release between our try
+                            # and the subscription would otherwise go unheard.
+                            await self._subscribe(state)
+                            continue
+                        await self._wait_for_release(state, delay)
+                finally:
+                    if state.waiting == 1:  # nobody queued behind us: stop listening
+                        await self._drop_pubsub(state)
         finally:
             state.waiting -= 1
         slot = state.held[lease_id]
@@ -570,6 +611,7 @@ class RedisLimiter:
                 key=key,
                 leases_key=f"{prefix}:leases",
                 aimd_key=f"{prefix}:aimd",
+                channel=f"{prefix}:released",
                 limit=self._initial,
                 aimd=AimdState(self._initial),
             )
@@ -595,14 +637,6 @@ class RedisLimiter:
             text = text.replace(self._password, "***")
         return text
 
-    async def _subscribe(self, pubsub: PubSub) -> None:
-        await pubsub.subscribe(self._channel)
-        # Wait for the confirmation, so that no release after start() returns goes unheard.
-        while True:
-            message = await pubsub.get_message(timeout=self._timeout)
-            if message is not None and message.get("type") == "subscribe":
-                return
-
     async def _try_acquire(self, state: _ModeState, lease_id: str) -> float | None:
         """One attempt. ``None`` when granted, else how long to wait at most before the next."""
         script = self._acquire_script
@@ -617,10 +651,9 @@ class RedisLimiter:
                     "acquire", lambda: script(keys=[state.leases_key, state.aimd_key], args=args)
                 )
             except LimiterError:
-                # The script may or may not have run. Remove the id in the background (the
-                # caller gets its error now); if Redis is gone, the lease expires by itself.
-                if self._tg is not None:
-                    self._tg.start_soon(self._remove, state, [lease_id])
+                # The script may or may not have run; the caller gets its error now, and the
+                # next renewal removes the id (until then it is at worst a lease nobody renews).
+                state.doubtful.add(lease_id)
                 raise
             granted, count, limit, wait_ms = _ints(reply, 4)
             state.shared = count
@@ -628,16 +661,70 @@ class RedisLimiter:
             if granted:
                 state.held[lease_id] = Slot(mode=state.key, lease_id=lease_id)
                 return None
-        # Without a notification, try again just after the earliest lease expires: that is when
-        # a dead process's slot comes back. Jitter keeps processes from retrying in lockstep.
+        # Without a notice, try again just after the earliest lease expires: that is when a dead
+        # process's slot comes back. Jitter keeps processes from retrying in lockstep.
         return min(_POLL_CAP, max(wait_ms, 0) / 1000 + 0.005) * random.uniform(1.0, 1.1)
 
-    async def _remove(self, state: _ModeState, ids: Sequence[str]) -> None:
-        """Delete leases in Redis and wake waiters; shielded, bounded, never raises."""
+    async def _subscribe(self, state: _ModeState) -> None:
+        """Listen on the mode's release channel (confirmed before returning)."""
+        assert self._redis is not None
+        pubsub = self._redis.pubsub()
+
+        async def subscribe() -> None:
+            await pubsub.subscribe(state.channel)
+            while True:
+                message = await pubsub.get_message(timeout=self._timeout)
+                if message is not None and message.get("type") == "subscribe":
+                    return
+
+        try:
+            await self._call("SUBSCRIBE", subscribe)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self._close_pubsub(pubsub)
+            raise
+        state.pubsub = pubsub
+
+    async def _wait_for_release(self, state: _ModeState, delay: float) -> None:
+        """Return on the first release notice, or after ``delay`` seconds."""
+        pubsub = state.pubsub
+        assert pubsub is not None
+        deadline = anyio.current_time() + delay
+        try:
+            while (remaining := deadline - anyio.current_time()) > 0:
+                message = await pubsub.get_message(timeout=remaining)
+                if message is not None and message.get("type") == "message":
+                    return
+        except anyio.get_cancelled_exc_class():
+            # A read cut short may leave half a message on the connection: start afresh.
+            await self._drop_pubsub(state)
+            raise
+        except _redis_errors() as exc:
+            # The next try reports a real outage; here we only lose the channel. Fall back to
+            # waiting out the delay, and subscribe afresh after the next refusal.
+            _LOG.debug("limiter %s: release channel lost: %s", self._name, self._scrub(exc))
+            await self._drop_pubsub(state)
+            await anyio.sleep(max(0.0, deadline - anyio.current_time()))
+
+    async def _drop_pubsub(self, state: _ModeState) -> None:
+        pubsub, state.pubsub = state.pubsub, None
+        if pubsub is not None:
+            with anyio.CancelScope(shield=True):
+                await self._close_pubsub(pubsub)
+
+    async def _close_pubsub(self, pubsub: PubSub) -> None:
+        try:
+            with anyio.move_on_after(self._timeout):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        except _redis_errors() as exc:
+            _LOG.debug("closing a Redis pub/sub connection: %s", exc)
+
+    async def _remove(self, state: _ModeState, ids: Sequence[str]) -> bool:
+        """Delete leases in Redis and notify waiters; shielded, bounded, never raises."""
         script = self._release_script
         if script is None:
-            return
-        args: list[str | int] = [self._channel, state.key, *ids]
+            return False
+        args: list[str | int] = [state.channel, state.key, *ids]
         with anyio.CancelScope(shield=True):
             try:
                 with anyio.fail_after(self._timeout):
@@ -655,14 +742,17 @@ class RedisLimiter:
                     exc,
                     self._lease_seconds,
                 )
-            # Wake our own waiter directly; the pub/sub notice reaches the other processes.
-            state.wake_up()
+                return False
+        return True
 
-    async def _renew_loop(self) -> None:
-        while True:
-            await anyio.sleep(self._lease_seconds / 3)
-            for state in list(self._modes.values()):
-                await self._renew(state)
+    async def _renew_all(self) -> None:
+        """One renewal round (called by the timer thread, on the event loop)."""
+        for state in list(self._modes.values()):
+            if state.doubtful:
+                doubtful = list(state.doubtful)
+                if await self._remove(state, doubtful):
+                    state.doubtful.difference_update(doubtful)
+            await self._renew(state)
 
     async def _renew(self, state: _ModeState) -> None:
         script = self._renew_script
@@ -695,27 +785,3 @@ class RedisLimiter:
                 recreated,
                 state.key,
             )
-
-    async def _listen(self, pubsub: PubSub) -> None:
-        """Turn release notices from every process into local wake-ups; survive reconnects."""
-        backoff = 0.05
-        while True:
-            try:
-                message = await pubsub.get_message(timeout=None)
-            except _redis_errors() as exc:
-                # Waiters fall back to polling (at most _POLL_CAP apart) until we are back;
-                # redis-py reconnects and resubscribes on the next read.
-                _LOG.debug("limiter %s: pub/sub read failed: %s", self._name, self._scrub(exc))
-                for state in self._modes.values():
-                    state.wake_up()
-                await anyio.sleep(backoff)
-                backoff = min(backoff * 2, _POLL_CAP)
-                continue
-            backoff = 0.05
-            if message is None or message.get("type") != "message":
-                continue
-            data = message.get("data")
-            key = data.decode() if isinstance(data, bytes) else str(data)
-            woken = self._modes.get(key)
-            if woken is not None:
-                woken.wake_up()
