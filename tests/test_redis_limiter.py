@@ -14,74 +14,33 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import reduce
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import anyio.abc
 import pytest
 import redis.asyncio
-from anyio.streams.buffered import BufferedByteReceiveStream
 
 from mjasync import LimiterError
 from mjasync._limiter import AimdState, Limiter, LimiterStatistics, next_limit
 from mjasync._redis import RedisLimiter, redact_url
-from redis_server import RedisServer, free_port, own_redis, redis_url  # noqa: F401
+from redis_server import RedisServer, free_port
+from redis_support import (
+    MARGIN,
+    last_expiry,
+    leases_key,
+    live_leases,
+    server_ms,
+    spawn,
+    unique_name,
+    wait_until,
+)
 from redis_worker import counter_keys
 
 pytestmark = pytest.mark.redis
-
-WORKER = str(Path(__file__).with_name("redis_worker.py"))
-MARGIN = 1.0  # seconds of slack on the promised bounds, for loaded CI machines
-
-
-def unique_name() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"
-
-
-def leases_key(name: str, mode: str = "fast") -> str:
-    return f"mjasync:{{{name}}}:{mode}:leases"
-
-
-@pytest.fixture
-async def store(redis_url: str) -> AsyncIterator[redis.asyncio.Redis]:  # noqa: F811
-    """A plain client to look at what the limiter wrote."""
-    client = redis.asyncio.Redis.from_url(redis_url)
-    try:
-        yield client
-    finally:
-        await client.aclose()
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], *, timeout: float = 10.0, what: str = ""
-) -> None:
-    """Poll ``condition`` until it holds; fail with ``what`` after ``timeout`` seconds."""
-    try:
-        with anyio.fail_after(timeout):
-            while not await condition():
-                await anyio.sleep(0.01)
-    except TimeoutError:
-        pytest.fail(f"not true within {timeout} s: {what}")
-
-
-async def live_leases(store: redis.asyncio.Redis, name: str, mode: str = "fast") -> list[str]:
-    """Lease ids whose expiry (server time) is still ahead."""
-    seconds, micros = await store.time()
-    now_ms = seconds * 1000 + micros // 1000
-    members = await store.zrangebyscore(leases_key(name, mode), f"({now_ms}", "+inf")
-    return [member.decode() for member in cast(list[bytes], members)]
-
-
-async def last_expiry(store: redis.asyncio.Redis, name: str, mode: str = "fast") -> float:
-    """The latest expiry (server ms) in the lease set."""
-    reply = await store.zrange(leases_key(name, mode), -1, -1, withscores=True)
-    ((_, score),) = cast(list[tuple[bytes, float]], reply)
-    return score
 
 
 def waiting(limiter: RedisLimiter, n: int) -> Callable[[], Awaitable[bool]]:
@@ -94,9 +53,14 @@ def waiting(limiter: RedisLimiter, n: int) -> Callable[[], Awaitable[bool]]:
     return condition
 
 
-async def server_ms(store: redis.asyncio.Redis) -> int:
-    seconds, micros = await store.time()
-    return int(seconds * 1000 + micros // 1000)
+def subscribers(store: redis.asyncio.Redis, name: str, n: int) -> Callable[[], Awaitable[bool]]:
+    """A condition: ``n`` connections listen on the "fast" release channel of ``name``."""
+
+    async def condition() -> bool:
+        ((_, count),) = await store.pubsub_numsub(f"mjasync:{{{name}}}:fast:released")
+        return bool(count == n)
+
+    return condition
 
 
 # -- construction, repr, protocol ---------------------------------------------------------
@@ -156,7 +120,7 @@ def test_missing_redis_package_names_the_extra() -> None:
 
 
 @pytest.mark.anyio
-async def test_implements_the_protocol_and_its_lifecycle(redis_url: str) -> None:  # noqa: F811
+async def test_implements_the_protocol_and_its_lifecycle(redis_url: str) -> None:
     limiter = RedisLimiter(redis_url, name=unique_name())
     assert isinstance(limiter, Limiter)
     with pytest.raises(RuntimeError, match="start"):
@@ -173,12 +137,38 @@ async def test_implements_the_protocol_and_its_lifecycle(redis_url: str) -> None
     await limiter.release(slot)  # after close: harmless
 
 
+@pytest.mark.anyio
+async def test_start_and_aclose_work_from_any_task_and_scope(
+    redis_url: str,
+    store: redis.asyncio.Redis,
+) -> None:
+    # Like a client that starts the limiter inside its own task group and closes it under a
+    # shield after leaving that group: no cancel scope of the limiter's spans the two calls.
+    name = unique_name()
+    limiter = RedisLimiter(redis_url, name=name, lease_seconds=0.3)
+    async with anyio.create_task_group() as tg:
+        await limiter.start()
+        tg.start_soon(anyio.sleep, 0)
+    slot = await limiter.acquire("fast")
+    first_expiry = await last_expiry(store, name)
+
+    async def renewed() -> bool:
+        return await last_expiry(store, name) > first_expiry
+
+    await wait_until(renewed, what="the renewal runs after the starting scope ended")
+    with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(limiter.aclose)
+    assert await store.zcard(leases_key(name)) == 0
+    await limiter.release(slot)  # after close: harmless
+
+
 # -- the budget -----------------------------------------------------------------------------
 
 
 @pytest.mark.anyio
 async def test_many_acquirers_never_exceed_the_limit(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     # Two limiters (two connections) on one name, 40 tasks: overlap measured independently.
@@ -205,7 +195,7 @@ async def test_many_acquirers_never_exceed_the_limit(
 
 
 @pytest.mark.anyio
-async def test_statistics_are_this_processes_view(redis_url: str) -> None:  # noqa: F811
+async def test_statistics_are_this_processes_view(redis_url: str) -> None:
     name = unique_name()
     async with RedisLimiter(redis_url, name=name, concurrency=2) as limiter:
         held = [await limiter.acquire("fast"), await limiter.acquire("fast")]
@@ -224,7 +214,7 @@ async def test_statistics_are_this_processes_view(redis_url: str) -> None:  # no
 
 @pytest.mark.anyio
 async def test_release_is_idempotent(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     name = unique_name()
@@ -242,7 +232,7 @@ async def test_release_is_idempotent(
 
 @pytest.mark.anyio
 async def test_aclose_releases_everything(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     name = unique_name()
@@ -256,7 +246,7 @@ async def test_aclose_releases_everything(
 
 @pytest.mark.anyio
 async def test_leases_are_renewed_while_held(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     name = unique_name()
@@ -277,7 +267,7 @@ async def test_leases_are_renewed_while_held(
 
 @pytest.mark.anyio
 async def test_cancelled_waiting_acquire_leaves_no_lease(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     name = unique_name()
@@ -287,8 +277,10 @@ async def test_cancelled_waiting_acquire_leaves_no_lease(
             tg.start_soon(b.acquire, "fast")
 
             await wait_until(waiting(b, 1), what="b's acquire waits")
+            await wait_until(subscribers(store, name, 1), what="b listens for releases")
             tg.cancel_scope.cancel()
         assert b.statistics()[0] == LimiterStatistics("fast", 3, 0, 0)
+        await wait_until(subscribers(store, name, 0), what="b stopped listening")
         assert sorted(await live_leases(store, name)) == sorted(str(s.lease_id) for s in held)
         # The budget still works: a freed slot goes to the next waiter.
         await a.release(held[0])
@@ -300,7 +292,7 @@ async def test_cancelled_waiting_acquire_leaves_no_lease(
 
 @pytest.mark.anyio
 async def test_cancellation_after_the_grant_gives_the_lease_back(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     # The worst moment: Redis granted the lease, and the cancellation arrives while we read the
@@ -327,7 +319,7 @@ async def test_cancellation_after_the_grant_gives_the_lease_back(
 
 @pytest.mark.anyio
 async def test_random_cancellations_leak_nothing(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     # Cancel acquires at random moments (before, during, after the script) and check after
@@ -354,7 +346,7 @@ async def test_random_cancellations_leak_nothing(
 
 
 @pytest.mark.anyio
-async def test_auto_limit_is_shared_between_instances(redis_url: str) -> None:  # noqa: F811
+async def test_auto_limit_is_shared_between_instances(redis_url: str) -> None:
     name = unique_name()
     auto: dict[str, Any] = {"concurrency": "auto", "initial": 3, "ceiling": 8}
     async with (
@@ -382,7 +374,7 @@ async def test_auto_limit_is_shared_between_instances(redis_url: str) -> None:  
 
 @pytest.mark.anyio
 async def test_concurrent_feedback_loses_no_update(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
 ) -> None:
     # 80 accepted submits reported at once through two instances end where 80 sequential
@@ -405,7 +397,7 @@ async def test_concurrent_feedback_loses_no_update(
 
 
 @pytest.mark.anyio
-async def test_fixed_limit_ignores_feedback(redis_url: str) -> None:  # noqa: F811
+async def test_fixed_limit_ignores_feedback(redis_url: str) -> None:
     async with RedisLimiter(redis_url, name=unique_name(), concurrency=5) as limiter:
         await limiter.feedback("fast", "refused")
         assert limiter.limit("fast") == 5
@@ -440,7 +432,7 @@ async def test_silent_server_raises_limiter_error_within_connect_timeout() -> No
 
 @pytest.mark.anyio
 async def test_redis_lost_mid_run(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     limiter = RedisLimiter(own_redis.url, name=unique_name(), connect_timeout=1.0)
@@ -459,11 +451,11 @@ async def test_redis_lost_mid_run(
 
 @pytest.mark.anyio
 async def test_restarted_redis_gets_held_leases_back(
-    own_redis: RedisServer,  # noqa: F811
+    own_redis: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Redis runs without persistence; after a restart the renewal re-creates the leases of the
-    # jobs still in flight, and the release notices reach this process again.
+    # jobs still in flight.
     name = unique_name()
     async with RedisLimiter(own_redis.url, name=name, lease_seconds=0.6) as limiter:
         held = sorted([str((await limiter.acquire("fast")).lease_id) for _ in range(2)])
@@ -475,13 +467,12 @@ async def test_restarted_redis_gets_held_leases_back(
             async def rebuilt() -> bool:
                 return sorted(await live_leases(store, name)) == held
 
-            async def resubscribed() -> bool:
-                numsub = await store.pubsub_numsub(f"mjasync:{{{name}}}:released")
-                return bool(numsub[0][1] == 1)
-
             with caplog.at_level(logging.WARNING, logger="mjasync.redis"):
                 await wait_until(rebuilt, what="leases re-created after the restart")
-                await wait_until(resubscribed, what="pub/sub subscribed again")
+            # The pooled connections died with the server; the budget still works.
+            third = await limiter.acquire("fast")
+            assert await limiter._try_acquire(limiter._mode("fast"), "probe") is not None
+            await limiter.release(third)
             assert "were re-created" in caplog.text
         finally:
             await store.aclose()
@@ -490,50 +481,9 @@ async def test_restarted_redis_gets_held_leases_back(
 # -- several processes ----------------------------------------------------------------------
 
 
-class Worker:
-    """A ``redis_worker.py`` subprocess with line-wise stdout."""
-
-    def __init__(self, process: anyio.abc.Process, stderr: Path) -> None:
-        self.process = process
-        self.stderr = stderr
-        assert process.stdout is not None
-        self._stdout = BufferedByteReceiveStream(process.stdout)
-
-    async def expect(self, prefix: str, *, timeout: float = 30.0) -> str:
-        try:
-            with anyio.fail_after(timeout):
-                line = (await self._stdout.receive_until(b"\n", 65536)).decode()
-        except (TimeoutError, anyio.EndOfStream, anyio.IncompleteRead):
-            pytest.fail(f"worker said no {prefix!r}; stderr:\n{self.stderr.read_text()}")
-        assert line.startswith(prefix), line
-        return line
-
-    async def finish(self, *, timeout: float = 60.0) -> None:
-        with anyio.fail_after(timeout):
-            code = await self.process.wait()
-        assert code == 0, self.stderr.read_text()
-
-
-@asynccontextmanager
-async def spawn(tmp_path: Path, *args: str) -> AsyncIterator[Worker]:
-    stderr = tmp_path / f"worker-{uuid.uuid4().hex[:6]}.err"
-    with stderr.open("wb") as err:
-        process = await anyio.open_process(
-            [sys.executable, WORKER, *args], stdout=subprocess.PIPE, stderr=err
-        )
-    try:
-        yield Worker(process, stderr)
-    finally:
-        if process.returncode is None:
-            process.kill()
-        with anyio.CancelScope(shield=True):
-            await process.wait()
-            await process.aclose()
-
-
 @pytest.mark.anyio
 async def test_three_processes_never_exceed_the_shared_limit(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
     tmp_path: Path,
 ) -> None:
@@ -558,7 +508,7 @@ async def test_three_processes_never_exceed_the_shared_limit(
 
 @pytest.mark.anyio
 async def test_killed_process_slots_come_back_within_the_lease(
-    redis_url: str,  # noqa: F811
+    redis_url: str,
     store: redis.asyncio.Redis,
     tmp_path: Path,
 ) -> None:
