@@ -6,6 +6,10 @@ and records the peak atomically, so the test reads an independent measurement of
 
 ``hog``: take ``--count`` slots, print ``held`` and keep them (renewing) until killed.
 
+``client``: run ``--jobs`` imagines at once through ``mjasync.Client(concurrency=3,
+limiter=RedisLimiter(...))`` against ``--base-url`` (a simulator) and print
+``done ok=<successes> failed=<other outcomes>``.
+
 Both print ``ready`` once the limiter is started.
 """
 
@@ -17,6 +21,7 @@ import sys
 import anyio
 import redis.asyncio
 
+import mjasync
 from mjasync._redis import RedisLimiter
 
 # KEYS: active, peak. Increment the holders and raise the peak if needed, in one step.
@@ -69,9 +74,27 @@ async def hog(args: argparse.Namespace) -> None:
         await anyio.sleep_forever()
 
 
+async def client(args: argparse.Namespace) -> None:
+    limiter = RedisLimiter(args.url, name=args.name, concurrency=3, lease_seconds=args.lease)
+    async with mjasync.Client(
+        args.base_url, "sk-test", mode=args.mode, concurrency=3, limiter=limiter, poll_interval=0.05
+    ) as mj:
+        say("ready")
+        tag = f"{args.name}-{args.tag}"
+        results = await mj.gather(mjasync.Imagine(f"cat {tag} {i}") for i in range(args.jobs))
+    ok = sum(isinstance(r, mjasync.Task) and r.status == "SUCCESS" for r in results)
+    for result in results:
+        if not isinstance(result, mjasync.Task):
+            print(repr(result), file=sys.stderr)
+    say(f"done ok={ok} failed={len(results) - ok}")
+
+
+ROLES = {"loop": loop, "hog": hog, "client": client}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("role", choices=["loop", "hog"])
+    parser.add_argument("role", choices=sorted(ROLES))
     parser.add_argument("url")
     parser.add_argument("name")
     parser.add_argument("--mode", default="fast")
@@ -80,8 +103,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument("--hold", type=float, default=0.02)
     parser.add_argument("--count", type=int, default=3)
+    parser.add_argument("--base-url")
+    parser.add_argument("--jobs", type=int, default=10)
+    parser.add_argument("--tag", default="w")
     args = parser.parse_args()
-    anyio.run(loop if args.role == "loop" else hog, args)
+    anyio.run(ROLES[args.role], args)
     sys.exit(0)
 
 
