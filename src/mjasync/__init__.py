@@ -48,7 +48,7 @@ from ._models import (
     TaskStatus,
 )
 from ._poller import PollSettings
-from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy
 
@@ -65,6 +65,7 @@ __all__ = [
     "Blend",
     "Button",
     "ButtonKind",
+    "Change",
     "Client",
     "ClientStatistics",
     "Describe",

@@ -147,7 +147,7 @@ def error_for_code(
     return APIError(description, **ctx)
 
 
-def _route_missing(resp: Response, default: str) -> UnsupportedEndpointError:
+def _route_missing(resp: Response) -> UnsupportedEndpointError:
     hint = (
         "; servers of the original Java proxy serve no mode prefixes: try Client(mode=None), "
         "or set mode_path= to the relay's pattern (e.g. '/{mode}')"
@@ -155,7 +155,7 @@ def _route_missing(resp: Response, default: str) -> UnsupportedEndpointError:
         else ""
     )
     return UnsupportedEndpointError(
-        f"the server has no route {resp.path} ({default}){hint}",
+        f"the server has no route {resp.path}{hint}",
         http_status=resp.status,
         method=resp.method,
         path=resp.path,
@@ -191,7 +191,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
                 resp=resp,
                 properties=_properties(payload),
             )
-        raise _route_missing(resp, f"HTTP {status}")
+        raise _route_missing(resp)
     if status >= 300 or status < 200:
         payload = _try_decode(resp)
         code = _code_of(payload)

@@ -29,7 +29,17 @@ from ._jobs import Job
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._models import Button, ButtonKind, Submission, Task, TaskAction, TaskStatus
 from ._poller import PollSettings, Tracker, Watch
-from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from ._requests import (
+    Action,
+    Blend,
+    Change,
+    Describe,
+    Imagine,
+    Modal,
+    Request,
+    Shorten,
+    legacy_change,
+)
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy, Scheduler
 from ._tasks import BackgroundTasks
@@ -219,6 +229,7 @@ class Client:
         self._background: BackgroundTasks | None = None
         self._tracker: Tracker | None = None
         self._no_cancel_route: set[str | None] = set()
+        self._legacy_change_modes: set[str | None] = set()
         self._webhook = webhook
         self._succeeded = 0
         self._failed = 0
@@ -538,7 +549,7 @@ class Client:
             SubmissionUncertainError: the job may exist upstream; it was not resent.
         """
         self._open_tracker()
-        if not isinstance(request, Imagine | Blend | Describe | Shorten | Action | Modal):
+        if not isinstance(request, Imagine | Blend | Describe | Shorten | Action | Modal | Change):
             raise TypeError(
                 f"submit() takes a request (mjasync.Imagine, Blend, ...), not "
                 f"{type(request).__name__}"
@@ -617,19 +628,22 @@ class Client:
 
     # -- buttons and MODAL flows -----------------------------------------------------------
 
-    async def _resolve(self, task: Task | str, button: Button | str) -> tuple[str, Button | str]:
+    async def _resolve(
+        self, task: Task | str, button: Button | str, mode: ModeArg
+    ) -> tuple[str, Button | str]:
+        """The task id and the button (or raw custom id / legacy short name) to press."""
         if isinstance(button, Button):
             return (task.id if isinstance(task, Task) else check_task_id(task)), button
         if not isinstance(button, str):
             raise TypeError(f"button must be a Button or a str, not {type(button).__name__}")
-        if isinstance(task, Task):
-            if button.startswith("MJ::"):
-                return task.id, check_custom_id(button)
-            return task.id, task.button(button)
-        task_id = check_task_id(task)
         if button.startswith("MJ::"):
-            return task_id, check_custom_id(button)
-        return task_id, (await self.fetch(task_id)).button(button)
+            return (task.id if isinstance(task, Task) else check_task_id(task)), check_custom_id(
+                button
+            )
+        task_obj = task if isinstance(task, Task) else await self.fetch(task, mode=mode)
+        if not task_obj.buttons and legacy_change(button) is not None:
+            return task_obj.id, button  # the Java proxy sends no buttons: /submit/change
+        return task_obj.id, task_obj.button(button)
 
     async def action(
         self,
@@ -652,12 +666,40 @@ class Client:
             ValueError: the task has no such button (the message lists the ones it has).
             TaskFailedError, TaskTimeoutError, TaskStalledError: as for :meth:`run`.
         """
-        task_id, resolved = await self._resolve(task, button)
-        custom_id = resolved.custom_id if isinstance(resolved, Button) else resolved
+        task_id, resolved = await self._resolve(task, button, mode)
         modal = Modal(task_id, prompt=prompt, mask=mask) if (prompt or mask) else None
         parent_prompt = task.prompt if isinstance(task, Task) else None
-        job = await self.submit(Action(task_id, custom_id), mode=mode)
+        job = await self._submit_press(task_id, resolved, mode)
         return await self._drive_modal(job, modal, parent_prompt, timeout)
+
+    async def _submit_press(self, task_id: str, button: Button | str, mode: ModeArg) -> Job:
+        """Submit a button press; on servers without ``/submit/action`` use ``/submit/change``."""
+        custom_id = button.custom_id if isinstance(button, Button) else button
+        legacy = legacy_change(custom_id)
+        mode_value = self._mode(mode)
+        if not custom_id.startswith("MJ::") or mode_value in self._legacy_change_modes:
+            if legacy is None:
+                raise UnsupportedEndpointError(
+                    f"this server has no /mj/submit/action, and {custom_id!r} has no legacy "
+                    "/mj/submit/change form (only U1-4, V1-4 and reroll do)"
+                )
+            return await self.submit(Change(task_id, legacy[0], legacy[1]), mode=mode)
+        try:
+            return await self.submit(Action(task_id, custom_id), mode=mode)
+        except UnsupportedEndpointError as exc:
+            if exc.path is None or not exc.path.endswith(Action.route):
+                raise  # e.g. a mode prefix the server lacks: not about /submit/action
+            # The original Java proxy: 404 on /submit/action, so nothing was submitted.
+            self._legacy_change_modes.add(mode_value)
+            if legacy is None:
+                raise UnsupportedEndpointError(
+                    f"this server has no /mj/submit/action, and {custom_id!r} has no legacy "
+                    "/mj/submit/change form (only U1-4, V1-4 and reroll do)",
+                    http_status=exc.http_status,
+                    method=exc.method,
+                    path=exc.path,
+                ) from exc
+            return await self.submit(Change(task_id, legacy[0], legacy[1]), mode=mode)
 
     async def _drive_modal(
         self, job: Job, modal: Modal | None, fallback_prompt: str | None, timeout: float | None

@@ -6,6 +6,7 @@ the line that named it, not deep inside a batch.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -27,7 +28,17 @@ from ._validation import (
 # sends them, so Client(max_image_bytes=...) can raise the limit above the default.
 _MAX = REQUEST_MAX_IMAGE_BYTES
 
-__all__ = ["Action", "Blend", "Describe", "Imagine", "Modal", "Request", "Shorten"]
+__all__ = [
+    "Action",
+    "Blend",
+    "Change",
+    "Describe",
+    "Imagine",
+    "Modal",
+    "Request",
+    "Shorten",
+    "legacy_change",
+]
 
 
 def _images(value: object) -> tuple[str, ...]:
@@ -208,5 +219,69 @@ class Modal:
         return _common(body, self)
 
 
+_CHANGE_ACTIONS = ("UPSCALE", "VARIATION", "REROLL")
+_LEGACY = re.compile(r"^MJ::JOB::(upsample|variation|reroll)::(\d)::")
+_SHORT = re.compile(r"^\s*([UuVv])([1-4])\s*$")
+
+
+def legacy_change(button: str) -> tuple[str, int] | None:
+    """The Java proxy's ``(action, index)`` for a U/V/reroll button, by custom id or short name.
+
+    >>> legacy_change("MJ::JOB::variation::3::abc")
+    ('VARIATION', 3)
+    >>> legacy_change("U2")
+    ('UPSCALE', 2)
+    >>> legacy_change("MJ::CustomZoom::1::abc") is None
+    True
+    """
+    match = _LEGACY.match(button)
+    if match:
+        kind, index = match.group(1), int(match.group(2))
+        action = {"upsample": "UPSCALE", "variation": "VARIATION", "reroll": "REROLL"}[kind]
+        return action, (index if action != "REROLL" else 0)
+    short = _SHORT.match(button)
+    if short:
+        return ("UPSCALE" if short.group(1) in "Uu" else "VARIATION"), int(short.group(2))
+    if button.strip().lower() in ("reroll", "🔄"):
+        return "REROLL", 0
+    return None
+
+
+def _change_action(value: object) -> str:
+    if not isinstance(value, str) or value.upper() not in _CHANGE_ACTIONS:
+        raise ValueError(f"action must be one of {', '.join(_CHANGE_ACTIONS)}, not {value!r}")
+    return value.upper()
+
+
+@attrs.frozen(slots=True)
+class Change:
+    """The original Java proxy's form of U/V/reroll (``/mj/submit/change``): it has no buttons.
+
+    ``client.action()`` falls back to this by itself when a server lacks ``/submit/action``.
+    """
+
+    route: ClassVar[str] = "/mj/submit/change"
+    kind: ClassVar[str] = "change"
+
+    task_id: str = attrs.field(converter=check_task_id)
+    action: str = attrs.field(converter=_change_action)
+    index: int = attrs.field(default=0)
+    state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
+    notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
+
+    def __attrs_post_init__(self) -> None:
+        if isinstance(self.index, bool) or not isinstance(self.index, int):
+            raise TypeError(f"index must be an int, not {type(self.index).__name__}")
+        if self.action != "REROLL" and not 1 <= self.index <= 4:
+            raise ValueError(f"index must be 1-4 for {self.action}, not {self.index}")
+
+    def to_body(self) -> dict[str, Any]:
+        """The JSON body for the submit route."""
+        body: dict[str, Any] = {"taskId": self.task_id, "action": self.action}
+        if self.action != "REROLL":
+            body["index"] = self.index
+        return _common(body, self)
+
+
 #: Any job request the client can submit.
-Request = Imagine | Blend | Describe | Shorten | Action | Modal
+Request = Imagine | Blend | Describe | Shorten | Action | Modal | Change

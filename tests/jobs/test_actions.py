@@ -99,3 +99,22 @@ async def test_blend(make_client):
     async with make_client() as client:
         task = await client.run(mjasync.Blend([png(), png(8, 8)], dimensions="portrait"))
     assert task.status is TaskStatus.SUCCESS and task.action is TaskAction.BLEND
+
+
+async def test_java_proxy_buttons_go_through_submit_change():
+    # J sends no buttons and has no /submit/action: U/V/reroll use its legacy /submit/change.
+    async with (
+        FakeMidjourney(api_keys=(KEY,), accent="java", job_duration=0.05) as fake,
+        fast_client(fake, mode=None, auth="mj-api-secret") as client,
+    ):
+        grid = await client.imagine("a java cat")
+        up = await client.upscale(grid, 4)
+        var = await client.action(grid.id, "V1")
+        with pytest.raises(mjasync.UnsupportedEndpointError, match="legacy"):
+            await client.action(grid, "MJ::CustomZoom::1::abc")
+        sent = client.statistics().submits
+    assert grid.buttons == ()
+    assert up.action is TaskAction.UPSCALE
+    assert var.action is TaskAction.VARIATION
+    assert fake.stats().accepted_by_endpoint["change"] == 2
+    assert sent == 4  # imagine, change, change, and one /submit/action that 404ed
