@@ -163,6 +163,31 @@ async def test_start_and_aclose_work_from_any_task_and_scope(
     await limiter.release(slot)  # after close: harmless
 
 
+@pytest.mark.anyio
+async def test_aclose_stops_a_waiting_acquire(redis_url: str, store: redis.asyncio.Redis) -> None:
+    name = unique_name()
+    async with RedisLimiter(redis_url, name=name) as a:
+        held = [await a.acquire("fast") for _ in range(3)]
+        b = RedisLimiter(redis_url, name=name)
+        await b.start()
+        errors: list[BaseException] = []
+
+        async def wait_in_b() -> None:
+            try:
+                await b.acquire("fast")
+            except RuntimeError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_in_b)
+            await wait_until(waiting(b, 1), what="b waits")
+            await b.aclose()
+            await a.release(held.pop())  # the notice wakes b, which must not take the slot
+        assert len(errors) == 1
+        assert "closed" in str(errors[0])
+        assert sorted(await live_leases(store, name)) == sorted(str(s.lease_id) for s in held)
+
+
 # -- the budget -----------------------------------------------------------------------------
 
 

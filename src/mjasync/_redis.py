@@ -444,7 +444,10 @@ class RedisLimiter:
                 state.doubtful.clear()
                 if ids:
                     await self._remove(state, ids)
-                await self._drop_pubsub(state)
+                if not state.waiting:
+                    # A waiter's channel is its own to close: closing the client below breaks
+                    # its read, and it then finds the limiter closed.
+                    await self._drop_pubsub(state)
             await self._close_quietly(self._redis)
         self._redis = None
 
@@ -485,6 +488,7 @@ class RedisLimiter:
             async with state.head:
                 try:
                     while True:
+                        self._require_started()  # closed while we waited: stop here
                         delay = await self._try_acquire(state, lease_id)
                         if delay is None:
                             break
@@ -667,6 +671,7 @@ class RedisLimiter:
 
     async def _subscribe(self, state: _ModeState) -> None:
         """Listen on the mode's release channel (confirmed before returning)."""
+        self._require_started()
         assert self._redis is not None
         pubsub = self._redis.pubsub()
 
