@@ -51,6 +51,7 @@ from ._poller import PollSettings
 from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy
+from ._webhook import PushVerdict, WebhookReceiver, WebhookStatistics
 
 try:
     __version__ = _metadata.version("mjasync")
@@ -94,6 +95,7 @@ __all__ = [
     "PollSettings",
     "ProgressEvent",
     "ProtocolError",
+    "PushVerdict",
     "QueueFullError",
     "RateLimitError",
     "RefusalPolicy",
@@ -115,6 +117,8 @@ __all__ = [
     "TaskTimeoutError",
     "TransportError",
     "UnsupportedEndpointError",
+    "WebhookReceiver",
+    "WebhookStatistics",
     "__version__",
     "request_key",
     "split_grid",

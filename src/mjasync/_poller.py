@@ -269,6 +269,8 @@ class Tracker:
         if source == "push":
             watch.pushed_at = now
             self.counters.pushes_applied += 1
+            # A push is fresher than any poll: the next poll is only a fallback now.
+            watch.due = max(watch.due, now + self.settings.push_interval)
         raw_key = (payload.get("status"), payload.get("progress"))
         if raw_key == watch.raw_key:
             return False  # the same observation again: nothing to parse
