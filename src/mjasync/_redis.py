@@ -666,8 +666,8 @@ class RedisLimiter:
                 state.held[lease_id] = Slot(mode=state.key, lease_id=lease_id)
                 return None
         # Without a notice, try again just after the earliest lease expires: that is when a dead
-        # process's slot comes back. Jitter keeps processes from retrying in lockstep.
-        return min(_POLL_CAP, max(wait_ms, 0) / 1000 + 0.005) * random.uniform(1.0, 1.1)
+        # process's slot comes back. A little jitter keeps processes from retrying in lockstep.
+        return min(_POLL_CAP, max(wait_ms, 0) / 1000 + 0.005) + random.uniform(0, 0.02)
 
     async def _subscribe(self, state: _ModeState) -> None:
         """Listen on the mode's release channel (confirmed before returning)."""
