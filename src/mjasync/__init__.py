@@ -48,6 +48,7 @@ from ._models import (
     TaskStatus,
 )
 from ._poller import PollSettings
+from ._redis import RedisLimiter
 from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy
@@ -98,6 +99,7 @@ __all__ = [
     "PushVerdict",
     "QueueFullError",
     "RateLimitError",
+    "RedisLimiter",
     "RefusalPolicy",
     "Request",
     "ResumePlan",
