@@ -28,6 +28,7 @@ import anyio
 import anyio.to_thread
 
 from ._batch_runner import PromptSpec, Runner, UnitSpec, _CountingDownloader
+from ._batch_slots import SlotGate
 from ._batch_types import BatchEvent, BatchSummary
 from ._client import Client
 from ._journal import Journal, JournalStore, request_key
@@ -273,6 +274,7 @@ class Batch:
     async def _execute(self, emit: Callable[[BatchEvent], Awaitable[None]]) -> BatchSummary:
         if self._started:
             raise RuntimeError("a Batch runs once; create a new one to run again")
+        SlotGate(self._client).check_open()  # before anything touches the disk
         self._started = True
         started = time.monotonic()
         before = self._client.statistics()

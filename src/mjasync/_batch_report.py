@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from ._batch_types import Outcome, PromptResult
+from ._batch_types import BatchOutcome, PromptResult
 
 __all__ = ["render_index", "render_manifest", "write_atomic"]
 
@@ -124,7 +124,7 @@ def render_index(results: Sequence[PromptResult], *, title: str = "mjasync batch
     Inline CSS, no scripts, no external assets; images are linked by relative names, so the
     output directory can be moved or zipped as a whole.
     """
-    tally = dict.fromkeys((o.value for o in Outcome), 0)
+    tally = dict.fromkeys((o.value for o in BatchOutcome), 0)
     for result in results:
         tally[result.outcome.value] += 1
     counts = ", ".join(f"{n} {name}" for name, n in tally.items() if n) or "no prompts"

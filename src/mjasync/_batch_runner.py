@@ -28,7 +28,7 @@ import attrs
 
 from ._batch_report import render_index, render_manifest, write_atomic
 from ._batch_slots import SlotGate
-from ._batch_types import BatchEvent, BatchEventKind, Outcome, PromptResult, RequestResult
+from ._batch_types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
 from ._client import Client
 from ._converter import parse_task
 from ._download import Downloader, DownloadResult
@@ -97,7 +97,7 @@ class _Unit:
     def pending(self) -> RequestResult:
         return RequestResult(
             key=self.spec.key,
-            outcome=Outcome.PENDING,
+            outcome=BatchOutcome.PENDING,
             task_id=self.task_id,
             status=self.status.value if self.status is not None else None,
             button=self.spec.button,
@@ -127,7 +127,7 @@ class _Handoff:
 class _CountingDownloader(Downloader):
     """A :class:`Downloader` that counts files actually fetched (not found on disk)."""
 
-    fetched = 0
+    fetched: int = 0
 
     async def download(self, url: str, name: str) -> DownloadResult:
         result = await super().download(url, name)
@@ -259,7 +259,6 @@ class Runner:
 
     async def run(self) -> None:
         """Do the whole batch. Raises the first fatal error (bad key, broken journal)."""
-        self._gate.check_open()
         await anyio.to_thread.run_sync(_sweep_parts, self._out_dir)
         keys = [u.spec.key for _, main, ups in self._prompts for u in (main, *ups)]
         self._plan = await self._journal.plan(keys, resubmit_uncertain=self._resubmit_uncertain)
@@ -319,7 +318,7 @@ class Runner:
         slot = handoff.take() if handoff is not None else None
         try:
             task = await self._unit(main, slot)
-            succeeded = main.result is not None and main.result.outcome is Outcome.SUCCEEDED
+            succeeded = main.result is not None and main.result.outcome is BatchOutcome.SUCCEEDED
             if ups and succeeded:
                 if task is None:  # finished earlier, and the journal kept no task payload
                     task = await self._fetch(main)
@@ -391,7 +390,7 @@ class Runner:
             if bucket == "uncertain":
                 assert entry is not None
                 why = entry.reason or "the process stopped while submitting"
-                await self._settle(unit, Outcome.UNCERTAIN, error=why, earlier=True)
+                await self._settle(unit, BatchOutcome.UNCERTAIN, error=why, earlier=True)
                 return None
             if bucket == "download":
                 assert entry is not None
@@ -399,7 +398,7 @@ class Runner:
                 task = _stored_task(entry) or await self._fetch(unit)
                 if task is None:
                     await self._settle(
-                        unit, Outcome.FAILED, error="the finished task is unreadable"
+                        unit, BatchOutcome.FAILED, error="the finished task is unreadable"
                     )
                     return None
                 return await self._collect(unit, task, earlier=True)
@@ -410,7 +409,7 @@ class Runner:
                 try:
                     job = await self._gate.attach(entry.task_id, entry.mode, held)
                 except ValueError as exc:  # the journal holds an id no server would accept
-                    await self._settle(unit, Outcome.FAILED, error=str(exc))
+                    await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
                     return None
                 self.resumed += 1
                 await self._event(unit, BatchEventKind.RESUMED, job)
@@ -430,12 +429,12 @@ class Runner:
             return unit.prompt.request
         unit.mode = self._prompts[unit.prompt.index][1].mode
         if parent is None:
-            await self._settle(unit, Outcome.FAILED, error="the grid's task could not be read")
+            await self._settle(unit, BatchOutcome.FAILED, error="the grid's task could not be read")
             return None
         try:
             return Action(parent.id, parent.button(unit.spec.button).custom_id)
         except ValueError as exc:  # e.g. a Java proxy shows no buttons
-            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
             return None
 
     async def _submit(self, unit: _Unit, request: Request, slot: Slot) -> Job | None:
@@ -455,14 +454,14 @@ class Runner:
             job = await self._gate.submit(request, body, mode, slot)
         except SubmissionUncertainError as exc:
             await self._journal.record_uncertain(key, exc.message)
-            await self._settle(unit, Outcome.UNCERTAIN, error=exc.message)
+            await self._settle(unit, BatchOutcome.UNCERTAIN, error=exc.message)
             return None
         except (AuthenticationError, TransportError) as exc:  # fatal: see FATAL
             await self._journal.record_refused(key, str(exc))
             raise
         except MjError as exc:  # refused: banned, invalid, queue full for too long, ...
             await self._journal.record_refused(key, str(exc))
-            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
             return None
         await self._journal.record_accepted(key, job.id)
         unit.mode = mode
@@ -494,14 +493,14 @@ class Runner:
                 fail_reason=reason,
             )
             unit.status = status
-            await self._settle(unit, Outcome.FAILED, error=reason)
+            await self._settle(unit, BatchOutcome.FAILED, error=reason)
             return None
         except FATAL:
             raise
         except (TaskError, MjError) as exc:
             # Stalled, lost, or the client closed: the task may still finish upstream, so
             # the journal keeps it ACCEPTED and a rerun watches it again.
-            await self._settle(unit, Outcome.FAILED, error=str(exc))
+            await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
             return None
         unit.status, unit.progress = task.status, task.progress
         await self._journal.record_terminal(key, task.status, task_json=task.raw)
@@ -517,13 +516,13 @@ class Runner:
                 paths = await self._downloader.fetch_task_images(task, split=self._split)
             except (DownloadError, OSError, ValueError) as exc:
                 # The task stays SUCCEEDED in the journal: a rerun downloads again.
-                await self._settle(unit, Outcome.FAILED, error=str(exc), earlier=earlier)
+                await self._settle(unit, BatchOutcome.FAILED, error=str(exc), earlier=earlier)
                 return None
             files = await anyio.to_thread.run_sync(_relative, self._out_dir, paths)
         await self._journal.record_files(unit.spec.key, files)
         if files:
             await self._emit(self._make(unit, BatchEventKind.DOWNLOADED, files=files))
-        await self._settle(unit, Outcome.SUCCEEDED, files=files, earlier=earlier)
+        await self._settle(unit, BatchOutcome.SUCCEEDED, files=files, earlier=earlier)
         return task
 
     async def _earlier(self, unit: _Unit, entry: JournalEntry) -> Task | None:
@@ -532,7 +531,7 @@ class Runner:
         unit.status = TaskStatus.__members__.get((entry.status or "").upper())
         if entry.state is not JournalState.DONE:
             why = entry.fail_reason or entry.reason or "failed in an earlier run"
-            await self._settle(unit, Outcome.FAILED, error=why, earlier=True)
+            await self._settle(unit, BatchOutcome.FAILED, error=why, earlier=True)
             return None
         task = _stored_task(entry)
         # Files deleted since, or downloads were off last time: fetch them now.
@@ -545,7 +544,7 @@ class Runner:
             )
         ):
             return await self._collect(unit, task, earlier=True)
-        await self._settle(unit, Outcome.SUCCEEDED, files=entry.files, earlier=True)
+        await self._settle(unit, BatchOutcome.SUCCEEDED, files=entry.files, earlier=True)
         return task
 
     # -- events ------------------------------------------------------------------------------
@@ -580,7 +579,7 @@ class Runner:
     async def _settle(
         self,
         unit: _Unit,
-        outcome: Outcome,
+        outcome: BatchOutcome,
         *,
         files: Iterable[str] = (),
         error: str | None = None,
@@ -596,9 +595,9 @@ class Runner:
             button=unit.spec.button,
             earlier=earlier,
         )
-        kinds: Mapping[Outcome, BatchEventKind] = {
-            Outcome.FAILED: BatchEventKind.FAILED,
-            Outcome.UNCERTAIN: BatchEventKind.UNCERTAIN,
+        kinds: Mapping[BatchOutcome, BatchEventKind] = {
+            BatchOutcome.FAILED: BatchEventKind.FAILED,
+            BatchOutcome.UNCERTAIN: BatchEventKind.UNCERTAIN,
         }
         if outcome in kinds:
             await self._emit(self._make(unit, kinds[outcome], error=error))

@@ -18,14 +18,14 @@ from ._models import TaskStatus
 __all__ = [
     "BatchEvent",
     "BatchEventKind",
+    "BatchOutcome",
     "BatchSummary",
-    "Outcome",
     "PromptResult",
     "RequestResult",
 ]
 
 
-class Outcome(StrEnum):
+class BatchOutcome(StrEnum):
     """How one request, or one prompt with all its upscales, ended."""
 
     #: the task succeeded and its files are on disk (or downloads were off)
@@ -65,7 +65,7 @@ class RequestResult:
 
     Attributes:
         key: the journal key of the request.
-        outcome: see :class:`Outcome`.
+        outcome: see :class:`BatchOutcome`.
         task_id: the server's task id, when one is known.
         status: the task's last status text (``"SUCCESS"``, ``"FAILURE"``, ...), if known.
         files: files written for it, relative to the output directory (POSIX separators).
@@ -75,7 +75,7 @@ class RequestResult:
     """
 
     key: str
-    outcome: Outcome
+    outcome: BatchOutcome
     task_id: str | None = None
     status: str | None = None
     files: tuple[str, ...] = ()
@@ -130,13 +130,13 @@ class PromptResult:
         return self.main.files + tuple(f for up in self.upscales for f in up.files)
 
     @property
-    def outcome(self) -> Outcome:
+    def outcome(self) -> BatchOutcome:
         """The prompt's overall outcome (see the class docstring)."""
         outcomes = {self.main.outcome, *(up.outcome for up in self.upscales)}
-        for candidate in (Outcome.FAILED, Outcome.UNCERTAIN, Outcome.PENDING):
+        for candidate in (BatchOutcome.FAILED, BatchOutcome.UNCERTAIN, BatchOutcome.PENDING):
             if candidate in outcomes:
                 return candidate
-        return Outcome.SUCCEEDED
+        return BatchOutcome.SUCCEEDED
 
     @property
     def error(self) -> str | None:
@@ -240,7 +240,7 @@ class BatchSummary:
     @property
     def counts(self) -> Mapping[str, int]:
         """Prompts per outcome: ``{"succeeded": 11, "failed": 1, ...}`` (every outcome listed)."""
-        tally = dict.fromkeys((o.value for o in Outcome), 0)
+        tally = dict.fromkeys((o.value for o in BatchOutcome), 0)
         for result in self.results:
             tally[result.outcome.value] += 1
         return MappingProxyType(tally)
@@ -248,17 +248,17 @@ class BatchSummary:
     @property
     def succeeded(self) -> int:
         """Prompts that succeeded completely."""
-        return self.counts[Outcome.SUCCEEDED.value]
+        return self.counts[BatchOutcome.SUCCEEDED.value]
 
     @property
     def failed(self) -> int:
         """Prompts with a failed request."""
-        return self.counts[Outcome.FAILED.value]
+        return self.counts[BatchOutcome.FAILED.value]
 
     @property
     def uncertain(self) -> int:
         """Prompts with an uncertain submission (and nothing failed)."""
-        return self.counts[Outcome.UNCERTAIN.value]
+        return self.counts[BatchOutcome.UNCERTAIN.value]
 
     @property
     def ok(self) -> bool:
@@ -287,5 +287,5 @@ class BatchSummary:
             request.key
             for result in self.results
             for request in (result.main, *result.upscales)
-            if request.outcome is Outcome.UNCERTAIN
+            if request.outcome is BatchOutcome.UNCERTAIN
         )

@@ -155,8 +155,4 @@ def action(task_id: str, button: str, out_dir: Path | None, **options: Any) -> N
     """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait."""
     conn = Connection.from_options(options)
 
-    async def press(client: Client) -> Task:
-        click.echo(f"pressing {button} of task {task_id}", err=True)
-        return await client.action(task_id, button)
-
-    _single(conn, press, out_dir)
+    _single(conn, lambda client: client.action(task_id, button), out_dir)

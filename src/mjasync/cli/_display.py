@@ -25,15 +25,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._batch_types import BatchEvent, BatchEventKind, BatchSummary, Outcome
+from .._batch_types import BatchEvent, BatchEventKind, BatchOutcome, BatchSummary
 
 __all__ = ["LiveView", "PlainView", "View"]
 
 _OUTCOME_STYLE = {
-    Outcome.SUCCEEDED: "green",
-    Outcome.FAILED: "red",
-    Outcome.UNCERTAIN: "yellow",
-    Outcome.PENDING: "dim",
+    BatchOutcome.SUCCEEDED: "green",
+    BatchOutcome.FAILED: "red",
+    BatchOutcome.UNCERTAIN: "yellow",
+    BatchOutcome.PENDING: "dim",
 }
 _MAX_ROWS = 12  # in-flight rows shown; the rest are counted
 
@@ -122,7 +122,7 @@ def summary_lines(summary: BatchSummary) -> list[str]:
 
 def problem_lines(summary: BatchSummary, limit: int = 20) -> list[str]:
     """What went wrong, prompt by prompt (at most ``limit`` lines), and what to do."""
-    bad = [r for r in summary.results if r.outcome in (Outcome.FAILED, Outcome.UNCERTAIN)]
+    bad = [r for r in summary.results if r.outcome in (BatchOutcome.FAILED, BatchOutcome.UNCERTAIN)]
     lines = [
         f"  #{r.index + 1} {r.outcome.value}: {_short(r.prompt, 50)}: {r.error or '?'}"
         for r in bad[:limit]
@@ -155,7 +155,8 @@ class LiveView(View):
             console=self._console,
         )
         self._bar = self._progress.add_task("prompts", total=total)
-        self._done: dict[int, Outcome] = {}
+        self._done: dict[int, BatchOutcome] = {}
+        self._started: set[int] = set()
         self._flight: dict[tuple[int, str | None], BatchEvent] = {}
         self._live: Live | None = None
         self._console.print(Text(header, style="bold"))
@@ -170,6 +171,7 @@ class LiveView(View):
                 del self._flight[key]
         elif kind in (BatchEventKind.SUBMITTED, BatchEventKind.RESUMED, BatchEventKind.PROGRESS):
             self._flight[slot] = event
+            self._started.add(event.index)
         else:
             self._flight.pop(slot, None)
 
@@ -180,8 +182,8 @@ class LiveView(View):
             if e.status is not None and e.status.value == "IN_PROGRESS"
         )
         waiting = len(self._flight) - running
-        active = {index for index, _ in self._flight}
-        queued = self.total - len(self._done) - len(active)
+        # Started and not finished: in flight, downloading, or between grid and upscales.
+        queued = self.total - len(self._done) - len(self._started - self._done.keys())
         text = Text()
         parts: list[tuple[str, int, str]] = [
             ("queued", queued, "dim"),
@@ -190,7 +192,7 @@ class LiveView(View):
         ]
         parts += [
             (o.value, sum(1 for v in self._done.values() if v is o), _OUTCOME_STYLE[o])
-            for o in (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.UNCERTAIN)
+            for o in (BatchOutcome.SUCCEEDED, BatchOutcome.FAILED, BatchOutcome.UNCERTAIN)
         ]
         for i, (name, count, style) in enumerate(parts):
             if i:
@@ -245,9 +247,14 @@ class LiveView(View):
         table.add_column()
         outcome = Text()
         for i, o in enumerate(
-            (Outcome.SUCCEEDED, Outcome.FAILED, Outcome.UNCERTAIN, Outcome.PENDING)
+            (
+                BatchOutcome.SUCCEEDED,
+                BatchOutcome.FAILED,
+                BatchOutcome.UNCERTAIN,
+                BatchOutcome.PENDING,
+            )
         ):
-            if o is Outcome.PENDING and not counts[o.value]:
+            if o is BatchOutcome.PENDING and not counts[o.value]:
                 continue
             if i:
                 outcome.append(", ")
