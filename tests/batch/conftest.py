@@ -1,0 +1,50 @@
+"""Fixtures for the batch tests: a time-scaled simulator and a fast-polling client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+import pytest
+
+import mjasync
+from mjasync.testing import FakeMidjourney
+
+KEY = "sk-batch-test-0123456789"
+
+
+def fast_client(fake: FakeMidjourney, **options: Any) -> mjasync.Client:
+    """A client that polls every 20 ms and waits out refusals in milliseconds."""
+    options.setdefault("poll_interval", 0.02)
+    options.setdefault(
+        "refusal_policy",
+        mjasync.RefusalPolicy(
+            backoff=mjasync.RetryPolicy(base_delay=0.01, max_delay=0.05, jitter=0.5),
+            max_wait=30.0,
+        ),
+    )
+    options.setdefault("retry", mjasync.RetryPolicy(max_retries=2, base_delay=0.01))
+    return mjasync.Client(fake.base_url, KEY, **options)
+
+
+@pytest.fixture
+def sim_options() -> dict[str, Any]:
+    return {"job_duration": 0.08, "progress_steps": 3}
+
+
+@pytest.fixture
+async def fake(sim_options: dict[str, Any]) -> AsyncIterator[FakeMidjourney]:
+    async with FakeMidjourney(api_keys=(KEY,), **sim_options) as server:
+        yield server
+
+
+@pytest.fixture
+def make_client(fake: FakeMidjourney) -> Callable[..., mjasync.Client]:
+    return lambda **options: fast_client(fake, **options)
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
