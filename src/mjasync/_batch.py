@@ -27,7 +27,8 @@ import aiohttp
 import anyio
 import anyio.to_thread
 
-from ._batch_runner import PromptSpec, Runner, UnitSpec, _CountingDownloader
+from ._batch_files import CountingDownloader
+from ._batch_runner import PromptSpec, Runner, UnitSpec
 from ._batch_slots import SlotGate
 from ._batch_types import BatchEvent, BatchSummary
 from ._client import Client
@@ -286,7 +287,7 @@ class Batch:
                 session = self._session
                 if session is None:
                     session = await stack.enter_async_context(aiohttp.ClientSession())
-                downloader = _CountingDownloader(session, self.out_dir, limit=self._download_limit)
+                downloader = CountingDownloader(session, self.out_dir, limit=self._download_limit)
             runner = self._runner = Runner(
                 self._client,
                 self._prompts,

@@ -15,9 +15,7 @@ that is interrupted must instead leave paid tasks running, so a rerun can collec
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -26,12 +24,12 @@ import anyio.abc
 import anyio.to_thread
 import attrs
 
+from ._batch_files import CountingDownloader, missing_files, relative_names, sweep_parts
 from ._batch_report import render_index, render_manifest, write_atomic
 from ._batch_slots import SlotGate
 from ._batch_types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
 from ._client import Client
 from ._converter import parse_task
-from ._download import Downloader, DownloadResult
 from ._errors import (
     AuthenticationError,
     DownloadError,
@@ -124,39 +122,6 @@ class _Handoff:
         return slot
 
 
-class _CountingDownloader(Downloader):
-    """A :class:`Downloader` that counts files actually fetched (not found on disk)."""
-
-    fetched: int = 0
-
-    async def download(self, url: str, name: str) -> DownloadResult:
-        result = await super().download(url, name)
-        if not result.skipped:
-            self.fetched += 1
-        return result
-
-
-def _sweep_parts(out_dir: Path) -> None:
-    # A previous run killed mid-download leaves NAME.part files. They are never read as
-    # images and the next download of NAME replaces them, but a file that will not be
-    # downloaded again would linger and look like output. One batch owns its directory.
-    with contextlib.suppress(FileNotFoundError):
-        for entry in os.scandir(out_dir):
-            if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False):
-                with contextlib.suppress(OSError):
-                    os.unlink(entry.path)
-
-
-def _missing(out_dir: Path, files: Sequence[str]) -> bool:
-    return any(not (out_dir / name).is_file() for name in files)
-
-
-def _relative(out_dir: Path, paths: Iterable[Path]) -> tuple[str, ...]:
-    base = out_dir.resolve()
-    # dict.fromkeys: split parts of a grid and its imageUrls can be the very same files.
-    return tuple(dict.fromkeys(Path(p).resolve().relative_to(base).as_posix() for p in paths))
-
-
 def _stored_task(entry: JournalEntry) -> Task | None:
     """The terminal task the journal kept for ``entry`` (``None`` if absent or unreadable)."""
     if entry.task_json is None:
@@ -189,7 +154,7 @@ class Runner:
         *,
         journal: JournalStore,
         out_dir: Path,
-        downloader: _CountingDownloader | None,
+        downloader: CountingDownloader | None,
         split: bool,
         resubmit_uncertain: bool,
         emit: Emit,
@@ -249,17 +214,21 @@ class Runner:
         """Rewrite ``manifest.jsonl`` (and ``index.html``) from the current results."""
         results = self.results()
         self._dirty = False
-        manifest = render_manifest(results)
-        await anyio.to_thread.run_sync(write_atomic, self._out_dir / "manifest.jsonl", manifest)
-        if index:
-            page = render_index(results, title=f"mjasync batch: {self._out_dir.name}")
-            await anyio.to_thread.run_sync(write_atomic, self._out_dir / "index.html", page)
+        out_dir = self._out_dir
+
+        def write() -> None:  # rendering 10,000 prompts takes a while: not on the event loop
+            write_atomic(out_dir / "manifest.jsonl", render_manifest(results))
+            if index:
+                page = render_index(results, title=f"mjasync batch: {out_dir.name}")
+                write_atomic(out_dir / "index.html", page)
+
+        await anyio.to_thread.run_sync(write)
 
     # -- the run -----------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Do the whole batch. Raises the first fatal error (bad key, broken journal)."""
-        await anyio.to_thread.run_sync(_sweep_parts, self._out_dir)
+        await anyio.to_thread.run_sync(sweep_parts, self._out_dir)
         keys = [u.spec.key for _, main, ups in self._prompts for u in (main, *ups)]
         self._plan = await self._journal.plan(keys, resubmit_uncertain=self._resubmit_uncertain)
         for bucket in ("submit", "watch", "download", "finished", "uncertain"):
@@ -518,7 +487,7 @@ class Runner:
                 # The task stays SUCCEEDED in the journal: a rerun downloads again.
                 await self._settle(unit, BatchOutcome.FAILED, error=str(exc), earlier=earlier)
                 return None
-            files = await anyio.to_thread.run_sync(_relative, self._out_dir, paths)
+            files = await anyio.to_thread.run_sync(relative_names, self._out_dir, paths)
         await self._journal.record_files(unit.spec.key, files)
         if files:
             await self._emit(self._make(unit, BatchEventKind.DOWNLOADED, files=files))
@@ -540,7 +509,7 @@ class Runner:
             and self._downloader is not None
             and (
                 not entry.files
-                or await anyio.to_thread.run_sync(_missing, self._out_dir, entry.files)
+                or await anyio.to_thread.run_sync(missing_files, self._out_dir, entry.files)
             )
         ):
             return await self._collect(unit, task, earlier=True)

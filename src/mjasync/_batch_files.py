@@ -1,0 +1,48 @@
+"""The batch's files on disk: counting downloads, leftovers of a crash, names in reports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ._download import Downloader, DownloadResult
+
+__all__ = ["CountingDownloader", "missing_files", "relative_names", "sweep_parts"]
+
+
+class CountingDownloader(Downloader):
+    """A :class:`Downloader` that counts files actually fetched (not found on disk)."""
+
+    fetched: int = 0
+
+    async def download(self, url: str, name: str) -> DownloadResult:
+        result = await super().download(url, name)
+        if not result.skipped:
+            self.fetched += 1
+        return result
+
+
+def sweep_parts(out_dir: Path) -> None:
+    """Remove leftover ``*.part`` files directly in ``out_dir`` (blocking)."""
+    # A previous run killed mid-download leaves NAME.part files. They are never read as
+    # images and the next download of NAME replaces them, but a file that will not be
+    # downloaded again would linger and look like output. One batch owns its directory.
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(out_dir):
+            if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def missing_files(out_dir: Path, files: Sequence[str]) -> bool:
+    """Whether any of ``files`` (relative to ``out_dir``) is not a file there (blocking)."""
+    return any(not (out_dir / name).is_file() for name in files)
+
+
+def relative_names(out_dir: Path, paths: Iterable[Path]) -> tuple[str, ...]:
+    """``paths`` as POSIX names relative to ``out_dir``, duplicates dropped (blocking)."""
+    base = out_dir.resolve()
+    # dict.fromkeys: split parts of a grid and its imageUrls can be the very same files.
+    return tuple(dict.fromkeys(Path(p).resolve().relative_to(base).as_posix() for p in paths))
