@@ -111,5 +111,8 @@ class Scheduler:
                 await anyio.sleep(delay)
                 continue
             self.counters.submitted += 1
-            await self.limiter.feedback(mode, "accepted")
+            # Shielded as well: a shared limiter's feedback awaits I/O (Redis), and a
+            # cancellation delivered there would drop the task id the server just gave us.
+            with anyio.CancelScope(shield=True):
+                await self.limiter.feedback(mode, "accepted")
             return submission
