@@ -1,0 +1,149 @@
+"""Profile one contender against a fresh simulator (a tool for finding where CPU goes).
+
+    python -m benchmarks.profile --n 1000            # mjasync under cProfile
+    python -m benchmarks.profile --n 1000 --contender naive
+    python -m benchmarks.profile --n 1000 --py-spy   # sampling; needs `pip install py-spy`
+
+cProfile inflates many small calls, so read its shares as a ranking; ``--py-spy`` samples at
+1 kHz with little distortion and prints the inclusive and self shares of the hottest frames.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import pstats
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ._sim import ROOT, Simulator
+
+MODULES = {
+    "floor": "benchmarks.floor",
+    "naive": "benchmarks.naive",
+    "mjasync": "benchmarks.mjasync_run",
+}
+
+
+def _frame_name(frame: str) -> str:
+    match = re.match(r"(.*) \((.*?)(?::\d+)?\)$", frame)
+    if not match:
+        return frame
+    path = match.group(2).split("site-packages/")[-1].split("src/")[-1]
+    return f"{match.group(1)} ({path})"
+
+
+#: Where a sample's time goes, by the first rule whose frame appears in its stack (outermost
+#: rule first, so e.g. a json decode inside a poll counts as "poll: HTTP + JSON decode").
+BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("startup: interpreter + imports", ("<module> (mjasync/", "<module> (aiohttp/")),
+    ("task parsing (parse_task)", ("parse_task (",)),
+    ("poll: list requests (HTTP + JSON decode)", ("fetch_payloads (",)),
+    ("submit: HTTP + JSON", ("Scheduler.submit (", "floor.py", "ClientSession._request (")),
+    ("observe: compare + events + broadcast", ("Tracker._apply (", "Tracker._broadcast (")),
+    ("poll loop bookkeeping", ("Tracker._run_mode (", "Tracker._poll (", "_check_stalls (")),
+    ("slots: acquire / release", ("LocalLimiter.", "Scheduler.acquire (", "_release (")),
+    ("per-job tasks: _follow / events() / stream", ("Client._follow (", "Job.events (")),
+    ("stream() / gather() consumer", ("Client.stream (", "Client.gather (", "Client._feed (")),
+    ("background task wrapper", ("BackgroundTasks.",)),
+    ("event loop: select()", ("EpollSelector.select (",)),
+    ("event loop: socket reads, HTTP parsing, wakeups", ("BaseEventLoop._run_once (",)),
+)
+
+
+def bucket_py_spy(raw: Path) -> str:
+    """Share of samples per :data:`BUCKETS` entry (rules matched outermost-first)."""
+    shares: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        names = [_frame_name(frame) for frame in stack.split(";")]
+        shares[_bucket(names)] += count
+    return "\n".join(
+        f"{100 * v / total:5.1f}%  {k}" for k, v in sorted(shares.items(), key=lambda kv: -kv[1])
+    )
+
+
+def _bucket(names: list[str]) -> str:
+    for label, needles in BUCKETS:
+        if any(needle in name for name in names for needle in needles):
+            return label
+    return "other"
+
+
+def summarize_py_spy(raw: Path, top: int) -> str:
+    """Inclusive and self shares per function from py-spy's ``--format raw`` output."""
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack:
+            continue
+        count = int(count_text)
+        total += count
+        names = [_frame_name(frame) for frame in stack.split(";")]
+        for name in set(names):
+            inclusive[name] += count
+        own[names[-1]] += count
+    out = [f"{total} samples", "-- inclusive"]
+    out += [f"{100 * v / total:5.1f}%  {k}" for k, v in inclusive.most_common(top)]
+    out += ["-- self"]
+    out += [f"{100 * v / total:5.1f}%  {k}" for k, v in own.most_common(top // 2)]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
+    parser.add_argument("--contender", choices=sorted(MODULES), default="mjasync")
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--job-duration", type=float, default=3.0)
+    parser.add_argument("--start-delay", type=float, default=0.5)
+    parser.add_argument("--progress-steps", type=int, default=3)
+    parser.add_argument("--py-spy", action="store_true", help="sample with py-spy")
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    simulator = Simulator(
+        core_size=args.n,
+        queue_size=args.n,
+        job_duration=args.job_duration,
+        start_delay=args.start_delay,
+        progress_steps=args.progress_steps,
+    )
+    client_args = [
+        f"--n={args.n}",
+        f"--concurrency={args.n}",
+        f"--poll-interval={args.poll_interval}",
+    ]
+    with tempfile.TemporaryDirectory() as tmp, simulator:
+        out = Path(tmp) / "profile"
+        client_args.append(f"--url={simulator.url}")
+        if args.py_spy:
+            py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+            profiler = [py_spy, "record", "-r", "1000", "-f", "raw", "-o", str(out), "--"]
+            profiler += [sys.executable]
+        else:
+            profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
+        command = [*profiler, "-m", MODULES[args.contender], *client_args]
+        subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr)
+        if args.py_spy:
+            print(summarize_py_spy(out, args.top))
+            print("-- buckets")
+            print(bucket_py_spy(out))
+        else:
+            stats = pstats.Stats(str(out))
+            stats.sort_stats("tottime").print_stats(args.top)
+            stats.sort_stats("cumulative").print_stats(args.top)
+
+
+if __name__ == "__main__":
+    main()
