@@ -7,6 +7,15 @@ from __future__ import annotations
 
 import importlib.metadata as _metadata
 
+from ._batch import Batch, run_batch
+from ._batch_types import (
+    BatchEvent,
+    BatchEventKind,
+    BatchOutcome,
+    BatchSummary,
+    PromptResult,
+    RequestResult,
+)
 from ._client import Client, ClientStatistics, ModeStatistics
 from ._download import Downloader, DownloadResult, split_grid
 from ._errors import (
@@ -64,6 +73,11 @@ __all__ = [
     "Action",
     "AuthenticationError",
     "BannedPromptError",
+    "Batch",
+    "BatchEvent",
+    "BatchEventKind",
+    "BatchOutcome",
+    "BatchSummary",
     "Blend",
     "Button",
     "ButtonKind",
@@ -95,6 +109,7 @@ __all__ = [
     "NotFoundError",
     "PollSettings",
     "ProgressEvent",
+    "PromptResult",
     "ProtocolError",
     "PushVerdict",
     "QueueFullError",
@@ -102,6 +117,7 @@ __all__ = [
     "RedisLimiter",
     "RefusalPolicy",
     "Request",
+    "RequestResult",
     "ResumePlan",
     "RetryPolicy",
     "ServerError",
@@ -123,5 +139,6 @@ __all__ = [
     "WebhookStatistics",
     "__version__",
     "request_key",
+    "run_batch",
     "split_grid",
 ]
