@@ -202,11 +202,14 @@ class LiveView(View):
 
     def _table(self) -> Table:
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
-        table.add_column("#", justify="right")
-        table.add_column("task")
-        table.add_column("status")
-        table.add_column("progress", justify="right")
-        table.add_column("prompt", overflow="ellipsis", no_wrap=True, ratio=1)
+        # Fixed columns never wrap: only the prompt gives way on a narrow terminal.
+        table.add_column("#", justify="right", no_wrap=True, min_width=3)
+        table.add_column("task", no_wrap=True, min_width=16)
+        table.add_column("status", no_wrap=True, min_width=11)
+        table.add_column("progress", justify="right", no_wrap=True, min_width=15)
+        table.add_column("prompt", overflow="ellipsis", no_wrap=True)
+        # Cut the prompt ourselves: left to shrink the table, rich collapses the first column.
+        room = max(12, self._console.width - 56)
         rows = sorted(self._flight.values(), key=lambda e: (e.index, e.button or ""))
         for event in rows[:_MAX_ROWS]:
             progress = event.progress or 0
@@ -218,7 +221,7 @@ class LiveView(View):
                 event.task_id or "",
                 event.status.value if event.status is not None else "",
                 f"{bar} {progress:>3}%",
-                _short(event.prompt, 80),
+                _short(event.prompt, room),
             )
         if len(rows) > _MAX_ROWS:
             table.add_row("", "", f"+{len(rows) - _MAX_ROWS} more", "", "")
