@@ -32,6 +32,9 @@ __all__ = [
 _E = TypeVar("_E", TaskStatus, TaskAction)
 _RAW_KEY = "\x00raw"  # where parse_task hands the untouched payload to the generated function
 _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
+# ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and a bounded length,
+# since int() refuses strings of more than 4300 digits.
+_INT_TEXT = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
@@ -43,8 +46,10 @@ def parse_progress(value: object) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
     number: float
-    if isinstance(value, int | float):
-        number = float(value)
+    if isinstance(value, int):
+        return max(0, min(100, value))  # exact; float() of a huge int would overflow
+    if isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         match = _PERCENT.match(value)
         if match is None:
@@ -63,12 +68,14 @@ def parse_epoch_millis(value: object) -> datetime | None:
         return None
     if isinstance(value, str):
         text = value.strip()
-        if not text.isdigit():
+        if not text.isdigit() or _INT_TEXT.match(text) is None:
             return None
         value = int(text)
-    if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+    if not isinstance(value, int | float):
         return None
     try:
+        if not math.isfinite(value) or value <= 0:  # isfinite() of a huge int overflows
+            return None
         return datetime.fromtimestamp(value / 1000, tz=UTC)
     except (OverflowError, OSError, ValueError):
         return None
@@ -78,10 +85,13 @@ def parse_task_id(value: object) -> str | None:
     """Task ids are strings inside mjasync; servers may send JSON numbers."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    try:
+        if isinstance(value, int):
+            return str(value)
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+    except ValueError:  # more than 4300 digits: no id, and str() refuses it anyway
+        return None
     if isinstance(value, str) and value.strip():
         return value.strip()
     return None
@@ -104,7 +114,7 @@ def _optional_int(value: object, _: object = None) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and _INT_TEXT.match(value):
         return int(value)
     return None
 
@@ -196,7 +206,10 @@ converter = _make_converter()
 
 
 def _snippet(payload: object) -> str:
-    return repr(payload)[:200]
+    try:
+        return repr(payload)[:200]
+    except ValueError:  # an int of more than 4300 digits somewhere inside
+        return f"<unprintable {type(payload).__name__}>"
 
 
 def parse_task(payload: object) -> Task:
