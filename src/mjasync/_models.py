@@ -109,7 +109,7 @@ _CUSTOM_ID_KINDS: tuple[tuple[re.Pattern[str], ButtonKind], ...] = (
 
 _INDEX = re.compile(r"^MJ::JOB::(?:upsample|variation)::([1-4])::")
 _PAN = re.compile(r"^MJ::JOB::pan_(left|right|up|down)::")
-_ZOOM = re.compile(r"^MJ::Outpaint::(\d+)::")
+_ZOOM = re.compile(r"^MJ::Outpaint::([0-9]{1,4})::")
 # The Outpaint number is not the factor's reciprocal: Midjourney labels 50 "Zoom Out 2x" and
 # 75 "Zoom Out 1.5x".
 _ZOOM_FACTORS: Mapping[int, float] = {50: 2.0, 75: 1.5}
@@ -176,7 +176,8 @@ class Button:
         if kind is ButtonKind.PAN:
             return f"pan_{self.direction}"
         if kind is ButtonKind.ZOOM:
-            return f"zoom_{self.zoom:g}x"
+            zoom = self.zoom
+            return f"zoom_{zoom:g}x" if zoom is not None else kind.value
         if kind is ButtonKind.OTHER:
             return self.label or self.custom_id
         return kind.value
@@ -331,8 +332,8 @@ class Submission:
             return None
         if isinstance(value, int):
             return value
-        if isinstance(value, str) and value.isdigit():
-            return int(value)
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18:
+            return int(value)  # isdigit() alone also accepts "²", which int() refuses
         return None
 
     @property
