@@ -46,6 +46,8 @@ RouteKind = Literal["submit", "fetch", "list", "seed", "cancel"]
 _SUCCESS_CODES = frozenset({1, 21, 22})
 _QUEUE_FULL_TEXT = "队列已满"  # C's code 9 "queue full": the one text the protocol makes us read
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+# ASCII digits, bounded: str.isdigit() also accepts "²", and int() refuses 4300+ digits.
+_CODE_TEXT = re.compile(r"^-?[0-9]{1,18}$")
 
 
 def _decode(resp: Response) -> object:
@@ -54,7 +56,7 @@ def _decode(resp: Response) -> object:
         return None
     try:
         return json.loads(resp.body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         raise ProtocolError(
             f"unreadable JSON body (HTTP {resp.status}, {resp.content_type or 'no type'})",
             method=resp.method,
@@ -97,7 +99,7 @@ def _code_of(payload: object) -> int | None:
         code = payload.get("code")
         if isinstance(code, int) and not isinstance(code, bool):
             return code
-        if isinstance(code, str) and code.lstrip("-").isdigit():
+        if isinstance(code, str) and _CODE_TEXT.match(code):
             return int(code)
     return None
 
