@@ -1,0 +1,138 @@
+"""``parse_task`` on hostile payloads: a valid :class:`Task` or a :class:`ProtocolError`, never
+anything else, and every task it returns keeps the model's invariants."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+
+import mjasync
+from mjasync import Button, ImageRef, Task, TaskAction, TaskStatus
+from mjasync._converter import parse_task, parse_task_id
+
+from .conftest import FUZZ
+from .strategies import ANY_PAYLOAD, task_payloads
+
+
+def assert_invariants(task: Task, payload: Mapping[str, Any]) -> None:
+    assert isinstance(task.id, str) and task.id and task.id == task.id.strip()
+    assert isinstance(task.status, TaskStatus)
+    assert isinstance(task.action, TaskAction)
+    assert task.progress is None or (type(task.progress) is int and 0 <= task.progress <= 100)
+    for moment in (task.submit_time, task.start_time, task.finish_time):
+        assert moment is None or moment.utcoffset() == timedelta(0)
+        assert moment is None or moment.tzinfo is UTC
+    for text in (
+        task.prompt,
+        task.prompt_en,
+        task.description,
+        task.state,
+        task.image_url,
+        task.video_url,
+        task.fail_reason,
+    ):
+        assert text is None or (isinstance(text, str) and text)
+    assert isinstance(task.buttons, tuple)
+    for button in task.buttons:
+        assert isinstance(button, Button) and isinstance(button.custom_id, str)
+        assert isinstance(button.label, str) and isinstance(button.emoji, str)
+        assert button.style is None or type(button.style) is int
+        assert button.type is None or type(button.type) is int
+        # Derived views are total too: they must not crash on what a server sent.
+        assert isinstance(button.kind, mjasync.ButtonKind)
+        assert isinstance(button.name, str)
+        assert button.index in (None, 1, 2, 3, 4)
+        assert button.direction in (None, "left", "right", "up", "down")
+        assert button.zoom is None or isinstance(button.zoom, float)
+    assert isinstance(task.image_urls, tuple)
+    assert all(
+        isinstance(r, ImageRef) and isinstance(r.url, str) and r.url for r in task.image_urls
+    )
+    assert isinstance(task.properties, Mapping) and isinstance(task.raw, Mapping)
+    assert dict(task.raw) == dict(payload)  # the payload, exactly as received
+    assert isinstance(task.is_terminal, bool)
+    assert isinstance(task.status_text, str) and isinstance(task.action_text, str)
+    assert task.final_prompt is None or isinstance(task.final_prompt, str)
+    # Looking a button up either finds it or says which ones exist: never another error.
+    for name in ("U1", "V4", "reroll", "zoom_2x", "pan_left", "custom_zoom", "💥"):
+        try:
+            found: Button | ValueError = task.button(name)
+        except ValueError as exc:
+            found = exc
+        assert isinstance(found, Button) or "available" in str(found)
+
+
+@FUZZ
+@given(task_payloads())
+@example({"id": "1", "submitTime": "²", "progress": "²"})
+@example({"id": "1", "startTime": "9" * 5000, "buttons": [{"customId": "x", "style": "9" * 5000}]})
+@example({"id": "1", "buttons": [{"customId": "MJ::Outpaint::0::1::x"}]})
+@example({"id": "1", "buttons": [{"customId": "MJ::Outpaint::x"}]})
+@example({"id": "1", "buttons": [{"customId": "MJ::Outpaint::" + "9" * 5000 + "::1"}]})
+@example({"id": 1.5})
+@example({"id": float("nan")})
+@example({"id": 10**400})
+@example({"id": 10**5000})
+@example({"id": "1", "progress": 10**400, "finishTime": 10**400})
+def test_parse_task_returns_a_valid_task_or_raises_protocol_error(payload: Any) -> None:
+    try:
+        task = parse_task(payload)
+    except mjasync.ProtocolError as exc:
+        error = exc
+    else:
+        assert_invariants(task, payload)
+        return
+    assert error.body is not None  # the error says what it could not read
+    # Only a missing or unusable id is beyond repair; any other field is normalised.
+    assert parse_task_id(payload.get("id")) is None, error
+
+
+@FUZZ
+@given(ANY_PAYLOAD)
+def test_parse_task_accepts_only_objects_with_an_id(payload: Any) -> None:
+    usable = isinstance(payload, Mapping) and parse_task_id(payload.get("id")) is not None
+    try:
+        parse_task(payload)
+    except mjasync.ProtocolError:
+        assert not usable
+    else:
+        assert usable
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {},
+        {"id": None},
+        {"id": ""},
+        {"id": "   "},
+        {"id": True},
+        {"id": [1]},
+        {"id": {"x": 1}},
+        {"id": 1.5},
+        [],
+        "1",
+        None,
+        7,
+    ],
+)
+def test_payloads_without_a_usable_id_are_protocol_errors(payload: Any) -> None:
+    with pytest.raises(mjasync.ProtocolError):
+        parse_task(payload)
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "parsed"),
+    [
+        ("1320098173412546", "1320098173412546"),
+        (1320098173412546, "1320098173412546"),
+        (17.0, "17"),
+        (" 42 ", "42"),
+    ],
+)
+def test_ids_are_strings_whatever_their_json_type(raw_id: Any, parsed: str) -> None:
+    assert parse_task({"id": raw_id}).id == parsed
