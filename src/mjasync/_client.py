@@ -48,7 +48,9 @@ from ._validation import (
     DEFAULT_MAX_IMAGE_BYTES,
     ImageInput,
     check_custom_id,
+    check_seconds,
     check_task_id,
+    check_timeout,
     data_url_size,
 )
 
@@ -204,12 +206,25 @@ class Client:
             env_mode = _env("MJ_MODE")
             mode = env_mode if env_mode is not None else "fast"
         self.mode: str | None = check_mode(mode)
-        if not isinstance(poll_interval, int | float) or poll_interval <= 0:
-            raise ValueError(f"poll_interval must be a positive number, not {poll_interval!r}")
-        if not isinstance(max_image_bytes, int) or max_image_bytes <= 0:
+        poll_interval = check_seconds(poll_interval, "poll_interval")
+        timeout = check_seconds(timeout, "timeout")
+        image_seed_timeout = check_seconds(image_seed_timeout, "image_seed_timeout")
+        stall_timeout = check_seconds(stall_timeout, "stall_timeout", allow_inf=True)
+        if not _is_int(max_image_bytes) or max_image_bytes <= 0:
             raise ValueError(f"max_image_bytes must be a positive int, not {max_image_bytes!r}")
-        if not isinstance(list_batch_size, int) or not 1 <= list_batch_size <= 1000:
+        if not _is_int(list_batch_size) or not 1 <= list_batch_size <= 1000:
             raise ValueError(f"list_batch_size must be within 1..1000, not {list_batch_size!r}")
+        # Option objects are checked now, not when the first request trips over them.
+        _check_option("session", session, aiohttp.ClientSession)
+        _check_option("retry", retry, RetryPolicy)
+        _check_option("limiter", limiter, Limiter)
+        _check_option("refusal_policy", refusal_policy, RefusalPolicy)
+        _check_option("poll_settings", poll_settings, PollSettings)
+        if webhook is not None and not _is_push_source(webhook):
+            raise TypeError(
+                "webhook must be a push source such as mjasync.WebhookReceiver, not "
+                f"{type(webhook).__name__}"
+            )
         self._transport = Transport(
             base_url, api_key, auth=auth, mode_path=mode_path, timeout=timeout, session=session
         )
@@ -219,8 +234,6 @@ class Client:
         self.poll_interval = float(poll_interval)
         self.max_image_bytes = max_image_bytes
         self.image_seed_timeout = float(image_seed_timeout)
-        if not isinstance(stall_timeout, int | float) or stall_timeout <= 0:
-            raise ValueError(f"stall_timeout must be a positive number, not {stall_timeout!r}")
         self._poll_settings = poll_settings or PollSettings.around(
             self.poll_interval, float(stall_timeout)
         )
@@ -331,13 +344,22 @@ class Client:
                     f"{self.max_image_bytes:,} (Client(max_image_bytes=...))"
                 )
 
+    def _check_request(self, request: object, caller: str) -> None:
+        """Refuse what is not a request, or carries an image over this client's cap."""
+        if not isinstance(request, Imagine | Blend | Describe | Shorten | Action | Modal | Change):
+            raise TypeError(
+                f"{caller} takes a request (mjasync.Imagine, Blend, Describe, Shorten, Action, "
+                f"Modal or Change), not {type(request).__name__}"
+            )
+        self._check_image_sizes(request)
+
     def request_body(self, request: Request) -> dict[str, Any]:
         """The JSON body this client sends for ``request``: a ``state`` nonce is added.
 
         The nonce (``mjasync-<hex>``) is echoed on the task by the server, so a submit whose
         answer was lost can still be recognised later.
         """
-        self._check_image_sizes(request)
+        self._check_request(request, "request_body()")
         body = request.to_body()
         body.setdefault("state", f"mjasync-{uuid.uuid4().hex}")
         if self._webhook is not None and "notifyHook" not in body:
@@ -549,11 +571,7 @@ class Client:
             SubmissionUncertainError: the job may exist upstream; it was not resent.
         """
         self._open_tracker()
-        if not isinstance(request, Imagine | Blend | Describe | Shorten | Action | Modal | Change):
-            raise TypeError(
-                f"submit() takes a request (mjasync.Imagine, Blend, ...), not "
-                f"{type(request).__name__}"
-            )
+        self._check_request(request, "submit()")
         mode_value = self._mode(mode)
         body = self.request_body(request)
         slot = await self._scheduler.acquire(mode_value)
@@ -594,7 +612,9 @@ class Client:
 
         Raises:
             TaskFailedError, TaskTimeoutError, TaskStalledError: see :meth:`Job.result`.
+            ValueError, TypeError: a bad request or ``timeout`` (nothing was sent).
         """
+        timeout = check_timeout(timeout)  # before the submit: a typo must not waste a job
         job = await self.submit(request, mode=mode)
         return await self._finish(job, timeout)
 
@@ -666,8 +686,10 @@ class Client:
             ValueError: the task has no such button (the message lists the ones it has).
             TaskFailedError, TaskTimeoutError, TaskStalledError: as for :meth:`run`.
         """
+        # Arguments first: a bad prompt, mask or timeout must fail before the fetch/submit.
+        timeout = check_timeout(timeout)
+        modal = Modal("0", prompt=prompt, mask=mask) if (prompt or mask) else None
         task_id, resolved = await self._resolve(task, button, mode)
-        modal = Modal(task_id, prompt=prompt, mask=mask) if (prompt or mask) else None
         parent_prompt = task.prompt if isinstance(task, Task) else None
         job = await self._submit_press(task_id, resolved, mode)
         return await self._drive_modal(job, modal, parent_prompt, timeout)
@@ -760,6 +782,9 @@ class Client:
         """
         if not isinstance(zoom, int | float) or isinstance(zoom, bool) or not 1.0 <= zoom <= 2.0:
             raise ValueError(f"zoom must be a number within 1.0..2.0, not {zoom!r}")
+        if prompt is not None and not isinstance(prompt, str):
+            raise TypeError(f"prompt must be a str or None, not {type(prompt).__name__}")
+        check_timeout(timeout)
         task_obj = task if isinstance(task, Task) else await self.fetch(task, mode=mode)
         button = _button_of_kind(task_obj, ButtonKind.CUSTOM_ZOOM)
         base = prompt if prompt is not None else (task_obj.prompt or "")
@@ -776,7 +801,8 @@ class Client:
         timeout: float | None = None,
     ) -> Task:
         """Vary (Region) of an upscaled image: ``mask`` is a PNG, white where to repaint."""
-        Modal("0", mask=mask)  # validate the mask before any request
+        Modal("0", prompt=prompt, mask=mask)  # validate prompt and mask before any request
+        check_timeout(timeout)
         task_obj = task if isinstance(task, Task) else await self.fetch(task, mode=mode)
         button = _button_of_kind(task_obj, ButtonKind.INPAINT)
         return await self.action(
@@ -855,11 +881,19 @@ class Client:
         send, receive = anyio.create_memory_object_stream[ProgressEvent](0)
         mode_value = self._mode(mode)
         ahead = anyio.Semaphore(max(_STREAM_AHEAD, 2 * self._limiter.limit(mode_value)))
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._feed, requests, mode_value, send, ahead)
-            async with receive:
-                async for event in receive:
-                    yield event
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._feed, requests, mode_value, send, ahead)
+                async with receive:
+                    async for event in receive:
+                        yield event
+        except BaseExceptionGroup as group:
+            # One failure (an unusable request, an unreachable limiter) is raised as itself, so
+            # `except TypeError:` around the loop works; a real crowd stays a group.
+            error = _sole_error(group)
+            if error is None:
+                raise
+            raise error from error.__cause__
 
     async def _feed(
         self,
@@ -945,6 +979,8 @@ class Client:
             ok = [r for r in results if isinstance(r, mjasync.Task)]
         """
         ordered = list(requests)
+        for request in ordered:  # all or nothing: no job is sent if any request is unusable
+            self._check_request(request, "gather()")
         index = {id(request): i for i, request in enumerate(ordered)}
         results: list[Task | MjError | None] = [None] * len(ordered)
         async for event in self.stream(ordered, mode=mode):
@@ -997,6 +1033,40 @@ def _mode_stats(stats: LimiterStatistics, tracker: Tracker | None) -> ModeStatis
         in_flight=stats.in_use,
         waiting_for_slot=stats.waiting,
         watched=tracker.watched(stats.mode) if tracker is not None else 0,
+    )
+
+
+def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    """The one exception inside (possibly nested) groups, if there is exactly one."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, BaseExceptionGroup):
+            pending.extend(item.exceptions)
+        else:
+            leaves.append(item)
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        return leaves[0]
+    return None
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_option(name: str, value: object, kind: type) -> None:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"{name} must be a {kind.__name__} or None, not {type(value).__name__}")
+
+
+def _is_push_source(value: object) -> bool:
+    # Looked up on the type: reading `notify_url` on an unstarted receiver would raise.
+    kind = type(value)
+    return (
+        hasattr(kind, "notify_url")
+        and callable(getattr(kind, "attach", None))
+        and callable(getattr(kind, "detach", None))
     )
 
 

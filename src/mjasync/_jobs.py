@@ -11,6 +11,7 @@ from ._errors import MjError, TaskError, TaskFailedError, TaskTimeoutError
 from ._events import ProgressEvent
 from ._models import Task, TaskStatus
 from ._poller import Tracker, Watch
+from ._validation import check_timeout
 
 __all__ = ["Job"]
 
@@ -115,7 +116,9 @@ class Job:
             TaskTimeoutError: ``timeout`` ran out; the job is abandoned if nobody else waits.
             TaskStalledError: the task made no progress for the client's ``stall_timeout``.
             TaskError: the task was lost by the server or abandoned.
+            ValueError, TypeError: ``timeout`` is negative, NaN or not a number.
         """
+        timeout = check_timeout(timeout)  # a typo must not time out, and abandon, a paid job
         watch = self._watch
         watch.consumers += 1
         gave_up: MjError | None = None

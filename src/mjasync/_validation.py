@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 import re
 from pathlib import Path
@@ -21,8 +22,10 @@ __all__ = [
     "check_dimensions",
     "check_notify_hook",
     "check_prompt",
+    "check_seconds",
     "check_state",
     "check_task_id",
+    "check_timeout",
     "data_url_size",
     "image_data_url",
     "sniff_image_type",
@@ -104,6 +107,33 @@ def check_dimensions(dimensions: object) -> str:
     if value not in DIMENSIONS:
         raise ValueError(f"dimensions must be one of {', '.join(DIMENSIONS)}, not {dimensions!r}")
     return value
+
+
+def check_seconds(value: object, name: str, *, allow_inf: bool = False) -> float:
+    """A positive duration in seconds (``inf`` only where "never" makes sense)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if math.isnan(value) or value <= 0 or (math.isinf(value) and not allow_inf):
+        kind = "a positive number" if allow_inf else "a positive, finite number"
+        raise ValueError(f"{name} must be {kind} of seconds, not {value!r}")
+    return float(value)
+
+
+def check_timeout(timeout: object) -> float | None:
+    """A caller's overall timeout: ``None`` (no limit) or a number of seconds >= 0.
+
+    Checked before anything is sent: a negative or NaN timeout would otherwise expire at once,
+    after the (paid) submit, and abandon the job.
+    """
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TypeError(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}"
+        )
+    if math.isnan(timeout) or timeout < 0:
+        raise ValueError(f"timeout must be >= 0 seconds (or None for no limit), not {timeout!r}")
+    return float(timeout)
 
 
 def check_task_id(task_id: object) -> str:
