@@ -63,6 +63,22 @@ class PollSettings:
     stall_timeout: float = 900.0
     missing_rounds: int = 3
 
+    def __attrs_post_init__(self) -> None:
+        for name in ("interval", "max_interval", "push_interval", "push_health", "stall_timeout"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+            if math.isnan(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+        if math.isinf(self.interval) or self.max_interval < self.interval:
+            raise ValueError(
+                f"need a finite interval <= max_interval, not {self.interval!r} and "
+                f"{self.max_interval!r}"
+            )
+        rounds = self.missing_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int) or rounds < 1:
+            raise ValueError(f"missing_rounds must be an int >= 1, not {rounds!r}")
+
     @classmethod
     def around(cls, interval: float, stall_timeout: float = 900.0) -> PollSettings:
         """Settings scaled from one base interval."""

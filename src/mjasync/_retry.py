@@ -63,8 +63,14 @@ class RetryPolicy:
             raise ValueError(f"max_retries must be an int >= 0, not {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_retry_after < 0:
-            raise ValueError("retry delays must be >= 0")
+        for name in ("base_delay", "max_delay", "max_retry_after", "jitter"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+        for name in ("base_delay", "max_delay", "max_retry_after"):
+            value = getattr(self, name)
+            if math.isnan(value) or value < 0:  # NaN would turn every backoff into NaN
+                raise ValueError(f"retry delays must be >= 0: {name}={value!r}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within 0..1, not {self.jitter!r}")
 

@@ -10,6 +10,7 @@ server already assigned is never lost.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,9 +39,17 @@ class RefusalPolicy:
     """
 
     backoff: RetryPolicy = attrs.field(
-        factory=lambda: RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.5)
+        factory=lambda: RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.5),
+        validator=attrs.validators.instance_of(RetryPolicy),
     )
-    max_wait: float = 900.0
+    max_wait: float = attrs.field(default=900.0)
+
+    @max_wait.validator
+    def _check_max_wait(self, _: object, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"max_wait must be a number of seconds, not {type(value).__name__}")
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, not {value!r}")
 
 
 @attrs.define
