@@ -77,6 +77,11 @@ def _describe_image(value: object) -> str:
     return image_data_url(value, max_bytes=_MAX)
 
 
+def _check_account_filter(value: object) -> None:
+    if value is not None and not isinstance(value, Mapping):
+        raise TypeError(f"account_filter must be a mapping or None, not {type(value).__name__}")
+
+
 def _common(body: dict[str, Any], request: Any) -> dict[str, Any]:
     if request.state is not None:
         body["state"] = request.state
@@ -101,7 +106,12 @@ class Imagine:
     bot_type: str | None = attrs.field(default=None, kw_only=True, converter=check_bot_type)
     state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
     notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
-    account_filter: Mapping[str, Any] | None = attrs.field(default=None, kw_only=True, repr=False)
+    account_filter: Mapping[str, Any] | None = attrs.field(
+        default=None,
+        kw_only=True,
+        repr=False,
+        validator=lambda _, __, value: _check_account_filter(value),
+    )
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
