@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -121,6 +122,8 @@ def request_key(endpoint: str, body: Mapping[str, Any], occurrence: int = 0) -> 
         raise TypeError(f"occurrence must be an int, not {type(occurrence).__name__}")
     if occurrence < 0:
         raise ValueError(f"occurrence must be >= 0, not {occurrence}")
+    if not isinstance(body, Mapping):
+        raise TypeError(f"body must be a mapping (the JSON body), not {type(body).__name__}")
     text = _canonical_json([_KEY_DOMAIN, endpoint, _identity_body(body), occurrence])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -532,6 +535,14 @@ class Journal:
         busy_timeout: float = 10.0,
     ) -> None:
         self._path = os.fspath(path)
+        for name, value in (
+            ("progress_interval", progress_interval),
+            ("busy_timeout", busy_timeout),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+            if not 0 <= value < math.inf:  # NaN fails this too
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, not {value!r}")
         self._progress_interval = progress_interval
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None

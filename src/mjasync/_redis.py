@@ -308,6 +308,10 @@ class RedisLimiter:
         initial: int = 3,
     ) -> None:
         _require_redis()
+        if not isinstance(url, str):
+            raise TypeError(
+                f"url must be a str like 'redis://host:6379/0', not {type(url).__name__}"
+            )
         self._safe_url = redact_url(url)
         if urlsplit(url).scheme not in _SCHEMES:
             raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {self._safe_url}")
