@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from types import TracebackType
@@ -981,12 +982,16 @@ class Client:
         ordered = list(requests)
         for request in ordered:  # all or nothing: no job is sent if any request is unusable
             self._check_request(request, "gather()")
-        index = {id(request): i for i, request in enumerate(ordered)}
+        # The same request object may be listed several times (four grids of one prompt):
+        # each of its outcomes fills the next free slot of that object.
+        slots: dict[int, deque[int]] = {}
+        for i, request in enumerate(ordered):
+            slots.setdefault(id(request), deque()).append(i)
         results: list[Task | MjError | None] = [None] * len(ordered)
         async for event in self.stream(ordered, mode=mode):
             if not event.is_terminal:
                 continue
-            position = index[id(event.request)]
+            position = slots[id(event.request)].popleft()
             if event.error is not None:
                 results[position] = event.error
             else:
