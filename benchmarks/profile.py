@@ -3,9 +3,12 @@
     python -m benchmarks.profile --n 1000            # mjasync under cProfile
     python -m benchmarks.profile --n 1000 --contender naive
     python -m benchmarks.profile --n 1000 --py-spy   # sampling; needs `pip install py-spy`
+    python -m benchmarks.profile --n 1000 --hotspots # CPU inside mjasync's synchronous hot spots
 
 cProfile inflates many small calls, so read its shares as a ranking; ``--py-spy`` samples at
-1 kHz with little distortion and prints the inclusive and self shares of the hottest frames.
+1 kHz with little distortion and prints the inclusive and self shares of the hottest frames;
+``--hotspots`` wraps a few synchronous mjasync functions (private names of the current commit)
+with ``time.thread_time`` and prints each one's share of the CPU spent after startup.
 """
 
 from __future__ import annotations
@@ -101,6 +104,79 @@ def summarize_py_spy(raw: Path, top: int) -> str:
     return "\n".join(out)
 
 
+#: (module, attribute, label): synchronous functions timed by ``--hotspots``.
+HOTSPOTS = (
+    ("mjasync._poller", "Tracker._apply", "Tracker._apply (compare, parse, event, broadcast)"),
+    ("mjasync._poller", "parse_task", "  of which parse_task (payload -> Task)"),
+    ("mjasync._poller", "Tracker._broadcast", "  of which Tracker._broadcast"),
+    ("mjasync._poller", "Tracker._check_stalls", "Tracker._check_stalls (all watches, each wake)"),
+    ("mjasync._api", "interpret", "interpret (status checks + JSON decode)"),
+    ("mjasync._client", "Client.request_body", "Client.request_body"),
+    ("mjasync._poller", "Tracker.add", "Tracker.add"),
+)
+
+
+def hotspots_child(url: str, n: int, poll: float) -> None:
+    """Run mjasync's gather with :data:`HOTSPOTS` timed; print a markdown table."""
+    import asyncio
+    import collections
+    import functools
+    import importlib
+    import resource
+    import time
+    from typing import Any
+
+    spent: dict[str, float] = collections.defaultdict(float)
+    calls: collections.Counter[str] = collections.Counter()
+
+    def timed(function: Any, label: str, by_kind: bool) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            key = f"{label} [{args[1]}]" if by_kind and len(args) > 1 else label
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[key] += time.thread_time() - started
+                calls[key] += 1
+
+        return wrapper
+
+    for module_name, attribute, label in HOTSPOTS:
+        owner: Any = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        setattr(owner, name, timed(getattr(owner, name), label, name == "interpret"))
+    import mjasync
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    async def run() -> mjasync.ClientStatistics:
+        async with mjasync.Client(url, "sk-test", concurrency=n, poll_interval=poll) as client:
+            await client.gather(mjasync.Imagine(f"prompt {i}") for i in range(n))
+            return client.statistics()
+
+    startup = cpu()
+    stats = asyncio.run(run())
+    work = cpu() - startup
+    print(
+        f"N={n:,}: CPU after startup {work:.2f} s (startup {startup:.2f} s); "
+        f"{stats.polls} list requests in {stats.poll_rounds} rounds; "
+        f"{stats.parsed} payloads parsed; {stats.events} events"
+    )
+    print("| function | share of CPU after startup | seconds | calls | µs per call |")
+    print("|---|---:|---:|---:|---:|")
+    order = [label for _, _, label in HOTSPOTS]
+    for key, seconds in sorted(spent.items(), key=lambda kv: order.index(kv[0].split(" [")[0])):
+        print(
+            f"| {key} | {100 * seconds / work:.1f}% | {seconds:.3f} | {calls[key]:,} "
+            f"| {1e6 * seconds / calls[key]:.1f} |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
     parser.add_argument("--contender", choices=sorted(MODULES), default="mjasync")
@@ -110,8 +186,13 @@ def main() -> None:
     parser.add_argument("--start-delay", type=float, default=0.5)
     parser.add_argument("--progress-steps", type=int, default=3)
     parser.add_argument("--py-spy", action="store_true", help="sample with py-spy")
+    parser.add_argument("--hotspots", action="store_true", help="time mjasync's hot spots")
+    parser.add_argument("--child", help=argparse.SUPPRESS)  # internal: the simulator URL
     parser.add_argument("--top", type=int, default=40)
     args = parser.parse_args()
+    if args.child:
+        hotspots_child(args.child, args.n, args.poll_interval)
+        return
     simulator = Simulator(
         core_size=args.n,
         queue_size=args.n,
@@ -127,6 +208,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, simulator:
         out = Path(tmp) / "profile"
         client_args.append(f"--url={simulator.url}")
+        if args.hotspots:
+            command = [sys.executable, "-m", "benchmarks.profile", f"--child={simulator.url}"]
+            command += [f"--n={args.n}", f"--poll-interval={args.poll_interval}"]
+            subprocess.run(command, check=True, cwd=ROOT)
+            return
         if args.py_spy:
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
             profiler = [py_spy, "record", "-r", "1000", "-f", "raw", "-o", str(out), "--"]
