@@ -410,8 +410,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
+    machine = machine_description()
     runs = run_all(settings, lambda line: print(line, file=sys.stderr, flush=True))
-    section = render(runs, settings, machine_description(), command.strip())
+    after = _source_version()
+    if after != machine["mjasync"]:  # others work in the same tree
+        machine["mjasync"] += f" at the start; {after} at the end"
+    section = render(runs, settings, machine, command.strip())
     print(section)
     print(f"\n({time.perf_counter() - started:.0f} s)", file=sys.stderr)
     raw = {"settings": asdict(settings), "runs": [asdict(r) for r in runs]}

@@ -17,7 +17,9 @@ poll rounds and payloads parsed. The patches stand in for changes proposed to th
   event through ``stream()`` (no per-event task switches, no event objects kept).
 - ``lazyparse``: with no event listener, a non-terminal poll observation only compares the raw
   status/progress and builds no ``Task``.
-- ``all``: the four together.
+- ``nobackoff``: a task IN_PROGRESS is always polled at the base interval (today a round
+  without change stretches its next poll by 1.5x per quiet round, up to 4 intervals).
+- ``all``: the first four together (not ``nobackoff``).
 
 The patches reach into private internals of the commit they were written against and will
 break as ``src/`` changes; they are measuring tools, not fixes.
@@ -98,6 +100,16 @@ def _patch(flags: set[str]) -> None:
             return True
 
         _poller.Tracker._apply = _apply  # type: ignore[method-assign]
+
+    if "nobackoff" in flags:
+        original_next = _poller.next_poll_interval
+
+        def next_poll_interval(settings: Any, status: Any, **kw: Any) -> float:
+            if status is TaskStatus.IN_PROGRESS and not kw.get("push_healthy"):
+                return float(settings.interval)
+            return original_next(settings, status, **kw)
+
+        _poller.next_poll_interval = next_poll_interval
 
     if "resultonly" in flags:
 
