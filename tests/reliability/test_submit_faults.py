@@ -21,7 +21,7 @@ pytestmark = pytest.mark.anyio
 SUBMIT_FAULTS = FaultRates(
     response_lost=0.2,  # the task is created, then the connection is reset
     truncated_json=0.03,  # the task is created, then the answer is cut in half
-    rate_limit=0.05,  # refused before the server saw it: safe to send again
+    rate_limit=0.1,  # refused before the server saw it: safe to send again
     retry_after=0,
     latency=(0.0, 0.005),
 )
