@@ -24,6 +24,7 @@ __all__ = [
     "converter",
     "parse_epoch_millis",
     "parse_progress",
+    "parse_status",
     "parse_submission",
     "parse_task",
     "parse_task_id",
@@ -128,6 +129,14 @@ def _enum_hook(enum: type[_E]) -> Callable[[object, object], _E]:
         return enum.UNKNOWN
 
     return structure
+
+
+_STATUS_HOOK = _enum_hook(TaskStatus)
+
+
+def parse_status(value: object) -> TaskStatus:
+    """A status string (anything, really) to a :class:`TaskStatus`; unknown values: UNKNOWN."""
+    return _STATUS_HOOK(value, None)
 
 
 def _mapping(value: object, _: object = None) -> Mapping[str, Any]:

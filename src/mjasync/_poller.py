@@ -18,7 +18,7 @@ import anyio
 import attrs
 
 from ._api import WireAPI
-from ._converter import parse_task, parse_task_id
+from ._converter import parse_progress, parse_status, parse_task, parse_task_id
 from ._errors import (
     AuthenticationError,
     MjError,
@@ -130,8 +130,11 @@ class Watch:
     status: TaskStatus | None = None
     progress: int | None = None
     raw_key: tuple[object, object] | None = None  # (status, progress) exactly as last received
-    task: Task | None = None
+    task_cache: Task | None = None
+    payload: Mapping[str, Any] | None = None  # newest accepted payload, parsed on demand
     last_event: ProgressEvent | None = None
+    event_stale: bool = False  # last_event predates the newest observation
+    last_source: str = "submit"
     outcome: Task | MjError | None = None
     queues: set[EventQueue] = attrs.field(factory=set)
     done: anyio.Event = attrs.field(factory=anyio.Event)
@@ -147,6 +150,17 @@ class Watch:
     def finished(self) -> bool:
         """``True`` once an outcome (terminal task or error) is known."""
         return self.outcome is not None
+
+    @property
+    def task(self) -> Task | None:
+        """The newest :class:`Task`, built from its payload only when someone asks."""
+        payload, self.payload = self.payload, None
+        if payload is not None:
+            try:
+                self.task_cache = parse_task(payload)
+            except ProtocolError as exc:
+                log.warning("task %s: unreadable payload ignored: %s", self.task_id, exc)
+        return self.task_cache
 
 
 @attrs.define
@@ -235,18 +249,19 @@ class Tracker:
         watch.last_change = now
         watch.due = now + self.settings.interval
         if initial is not None:
-            watch.status, watch.progress, watch.task = (
-                initial.status,
-                initial.progress,
-                initial.task,
-            )
+            watch.status, watch.progress = initial.status, initial.progress
+            watch.task_cache = initial.task
             watch.last_event = initial
         else:
             watch.due = now  # reattaching: learn the state at once
+        was_idle = not group
         group[task_id] = watch
-        wake = self._wakeups.get(key)
-        if wake is not None:
-            wake.set()
+        if was_idle:
+            # Only an idle loop waits for this; a busy one picks new watches up within an
+            # interval, and waking it on every submit would split polling into tiny rounds.
+            wake = self._wakeups.get(key)
+            if wake is not None:
+                wake.set()
         return watch
 
     def close_all(self, error: Callable[[Watch], MjError]) -> None:
@@ -258,8 +273,9 @@ class Tracker:
     def subscribe(self, watch: Watch) -> EventQueue:
         """A new consumer's queue, primed with the current state (late consumers catch up)."""
         queue = EventQueue()
-        if watch.last_event is not None:
-            queue.put(watch.last_event)
+        event = self._current_event(watch)
+        if event is not None:
+            queue.put(event)
         if watch.finished:
             queue.close()
         else:
@@ -291,32 +307,23 @@ class Tracker:
         if raw_key == watch.raw_key:
             return False  # the same observation again: nothing to parse
         watch.raw_key = raw_key
-        try:
-            task = parse_task(payload)
-        except ProtocolError as exc:
-            log.warning("task %s: unreadable payload ignored: %s", watch.task_id, exc)
+        # Decide on the two fields alone; the whole Task is built only if someone will see it.
+        status, progress = parse_status(raw_key[0]), parse_progress(raw_key[1])
+        if not is_advance(watch.status, watch.progress, status, progress):
             return False
-        self.counters.parsed += 1
-        if not is_advance(watch.status, watch.progress, task.status, task.progress):
-            return False
-        watch.status, watch.progress, watch.task = task.status, task.progress, task
+        watch.status, watch.progress = status, progress
+        watch.payload = payload
+        watch.last_source = source
         watch.last_change = now
         watch.quiet_rounds = 0
-        error = None
-        if task.status in (TaskStatus.FAILURE, TaskStatus.CANCEL):
-            reason = task.fail_reason or task.status.value.lower()
-            error = TaskFailedError(reason, task_id=task.id, task=task)
-        event = ProgressEvent(
-            task_id=task.id,
-            status=task.status,
-            progress=task.progress,
-            task=task,
-            request=watch.request,
-            error=error,
-            source=source,
-        )
-        self._broadcast(watch, event)
-        if task.is_terminal:
+        if watch.queues or status.is_terminal:
+            self._broadcast(watch, self._event(watch, source))
+        else:
+            watch.event_stale = True
+        if status.is_terminal:
+            task = watch.task
+            if task is None:  # unreadable terminal payload: treat as not seen
+                return False
             if source == "push":
                 self.counters.completed_by_push += 1
             else:
@@ -324,8 +331,34 @@ class Tracker:
             self._finish(watch, task, finished_by=source)
         return True
 
+    def _event(self, watch: Watch, source: str) -> ProgressEvent:
+        task = watch.task
+        self.counters.parsed += 1
+        status = watch.status or TaskStatus.UNKNOWN
+        error = None
+        if status in (TaskStatus.FAILURE, TaskStatus.CANCEL):
+            reason = (task.fail_reason if task else None) or status.value.lower()
+            error = TaskFailedError(reason, task_id=watch.task_id, task=task)
+        return ProgressEvent(
+            task_id=watch.task_id,
+            status=status,
+            progress=watch.progress,
+            task=task,
+            request=watch.request,
+            error=error,
+            source=source,
+        )
+
+    def _current_event(self, watch: Watch) -> ProgressEvent | None:
+        """The event that describes the watch now (built late if nobody was listening)."""
+        if watch.event_stale:
+            watch.last_event = self._event(watch, watch.last_source)
+            watch.event_stale = False
+        return watch.last_event
+
     def _broadcast(self, watch: Watch, event: ProgressEvent) -> None:
         watch.last_event = event
+        watch.event_stale = False
         self.counters.events += 1
         for queue in watch.queues:
             queue.put(event)
@@ -376,6 +409,7 @@ class Tracker:
 
     async def _run_mode(self, key: str, mode: str | None) -> None:
         settings = self.settings
+        next_stall_check = 0.0
         while True:
             group = self._watches.get(key, {})
             if not group:
@@ -383,7 +417,9 @@ class Tracker:
                 await wake.wait()
                 continue
             now = anyio.current_time()
-            self._check_stalls(group.values(), now)
+            if now >= next_stall_check:  # a scan of every watch: once an interval is plenty
+                self._check_stalls(group.values(), now)
+                next_stall_check = now + settings.interval
             # Batch generously: a task due within half an interval rides along now.
             horizon = now + settings.interval / 2
             due = [w for w in group.values() if w.due <= horizon]
@@ -393,10 +429,7 @@ class Tracker:
             if not group:
                 continue
             next_due = min(w.due for w in group.values())
-            delay = max(0.0, min(next_due - anyio.current_time(), settings.interval))
-            wake = self._wakeups[key] = anyio.Event()
-            with anyio.move_on_after(delay):
-                await wake.wait()
+            await anyio.sleep(max(0.0, min(next_due - anyio.current_time(), settings.interval)))
 
     def _check_stalls(self, watches: Iterable[Watch], now: float) -> None:
         limit = self.settings.stall_timeout
