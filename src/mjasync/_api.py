@@ -44,6 +44,7 @@ log = logging.getLogger("mjasync")
 
 RouteKind = Literal["submit", "fetch", "list", "seed", "cancel"]
 _SUCCESS_CODES = frozenset({1, 21, 22})
+_LIST_CONCURRENCY = 4  # list-by-condition requests in flight at once within one poll round
 _QUEUE_FULL_TEXT = "队列已满"  # C's code 9 "queue full": the one text the protocol makes us read
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 # ASCII digits, bounded: str.isdigit() also accepts "²", and int() refuses 4300+ digits.
@@ -290,7 +291,7 @@ class WireAPI:
         transport: Transport,
         policy: RetryPolicy,
         *,
-        list_batch_size: int = 100,
+        list_batch_size: int = 200,
         fetch_concurrency: int = 8,
         sleep: Sleep = anyio.sleep,
         random: Callable[[], float] = random.random,
@@ -421,27 +422,47 @@ class WireAPI:
             return []
         key = mode_key(mode)
         if key not in self._no_list:
-            results: list[Any] = []
+            chunks = [
+                list(task_ids[start : start + self.list_batch_size])
+                for start in range(0, len(task_ids), self.list_batch_size)
+            ]
             try:
-                for start in range(0, len(task_ids), self.list_batch_size):
-                    chunk = list(task_ids[start : start + self.list_batch_size])
-                    self.counters.list_requests += 1
-                    payload = await self._send(
-                        "POST",
-                        "/mj/task/list-by-condition",
-                        "list",
-                        mode=mode,
-                        body={"ids": chunk},
-                    )
-                    assert isinstance(payload, list)
-                    results.extend(payload)
-                return results
+                # The first chunk alone tells whether the route exists at all.
+                results = await self._list_chunk(chunks[0], mode)
             except UnsupportedEndpointError:
                 # Old servers lack the route; if the mode prefix itself is wrong, the per-id
                 # fetch below raises the same error with the hint to use mode=None.
                 log.info("mjasync: no list-by-condition on this server; fetching one by one")
                 self._no_list.add(key)
+            else:
+                if len(chunks) > 1:
+                    # A big round goes out a few chunks at a time, not one after another.
+                    limiter = anyio.CapacityLimiter(_LIST_CONCURRENCY)
+                    failures: list[MjError] = []
+
+                    async def one(chunk: list[str]) -> None:
+                        async with limiter:
+                            try:
+                                results.extend(await self._list_chunk(chunk, mode))
+                            except MjError as exc:  # raised as itself below, not in a group
+                                failures.append(exc)
+                                tg.cancel_scope.cancel()
+
+                    async with anyio.create_task_group() as tg:
+                        for chunk in chunks[1:]:
+                            tg.start_soon(one, chunk)
+                    if failures:
+                        raise failures[0]
+                return results
         return await self._fetch_each(task_ids, mode=mode)
+
+    async def _list_chunk(self, chunk: list[str], mode: str | None) -> list[Any]:
+        self.counters.list_requests += 1
+        payload = await self._send(
+            "POST", "/mj/task/list-by-condition", "list", mode=mode, body={"ids": chunk}
+        )
+        assert isinstance(payload, list)
+        return payload
 
     async def _fetch_each(self, task_ids: Iterable[str], *, mode: str | None) -> list[Any]:
         found: list[Any] = []

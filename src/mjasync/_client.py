@@ -191,7 +191,7 @@ class Client:
         retry: RetryPolicy | None = None,
         limiter: Limiter | None = None,
         max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
-        list_batch_size: int = 100,
+        list_batch_size: int = 200,
         image_seed_timeout: float = 120.0,
         stall_timeout: float = 900.0,
         refusal_policy: RefusalPolicy | None = None,

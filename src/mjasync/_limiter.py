@@ -168,7 +168,13 @@ class LocalLimiter:
         """Wait for a free slot in ``mode``'s budget."""
         key = mode_key(mode)
         slot = Slot(mode=key)
-        await self._for(key).acquire_on_behalf_of(slot.token)
+        limiter = self._for(key)
+        try:
+            # A free slot is taken without a trip through the event loop, so a batch starts
+            # its first `concurrency` jobs at once instead of one per loop iteration.
+            limiter.acquire_on_behalf_of_nowait(slot.token)
+        except anyio.WouldBlock:
+            await limiter.acquire_on_behalf_of(slot.token)
         self._held[key].add(slot.token)
         return slot
 
