@@ -5,19 +5,9 @@ See https://example.invalid/mjasync for the guide; the public names are listed i
 
 from __future__ import annotations
 
-import importlib.metadata as _metadata
+import typing as _typing
 
-from ._batch import Batch, run_batch
-from ._batch_types import (
-    BatchEvent,
-    BatchEventKind,
-    BatchOutcome,
-    BatchSummary,
-    PromptResult,
-    RequestResult,
-)
 from ._client import Client, ClientStatistics, ModeStatistics
-from ._download import Downloader, DownloadResult, split_grid
 from ._errors import (
     APIError,
     AuthenticationError,
@@ -45,7 +35,6 @@ from ._errors import (
 )
 from ._events import ProgressEvent
 from ._jobs import Job
-from ._journal import Journal, JournalEntry, JournalState, JournalStore, ResumePlan, request_key
 from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._models import (
     Button,
@@ -57,16 +46,50 @@ from ._models import (
     TaskStatus,
 )
 from ._poller import PollSettings
-from ._redis import RedisLimiter
 from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
 from ._retry import RetryPolicy
 from ._scheduler import RefusalPolicy
-from ._webhook import PushVerdict, WebhookReceiver, WebhookStatistics
 
-try:
-    __version__ = _metadata.version("mjasync")
-except _metadata.PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+if _typing.TYPE_CHECKING:
+    from ._batch import Batch, run_batch
+    from ._batch_types import (
+        BatchEvent,
+        BatchEventKind,
+        BatchOutcome,
+        BatchSummary,
+        PromptResult,
+        RequestResult,
+    )
+    from ._download import Downloader, DownloadResult, split_grid
+    from ._journal import Journal, JournalEntry, JournalState, JournalStore, ResumePlan, request_key
+    from ._redis import RedisLimiter
+    from ._webhook import PushVerdict, WebhookReceiver, WebhookStatistics
+
+# Batch, downloads, journal, Redis and webhook code (sqlite3, aiohttp.web, ...) load on first
+# use: `import mjasync` stays cheap for a web app that only awaits images.
+_LAZY = {
+    "Batch": "._batch",
+    "run_batch": "._batch",
+    "BatchEvent": "._batch_types",
+    "BatchEventKind": "._batch_types",
+    "BatchOutcome": "._batch_types",
+    "BatchSummary": "._batch_types",
+    "PromptResult": "._batch_types",
+    "RequestResult": "._batch_types",
+    "Downloader": "._download",
+    "DownloadResult": "._download",
+    "split_grid": "._download",
+    "Journal": "._journal",
+    "JournalEntry": "._journal",
+    "JournalState": "._journal",
+    "JournalStore": "._journal",
+    "ResumePlan": "._journal",
+    "request_key": "._journal",
+    "RedisLimiter": "._redis",
+    "PushVerdict": "._webhook",
+    "WebhookReceiver": "._webhook",
+    "WebhookStatistics": "._webhook",
+}
 
 __all__ = [
     "APIError",
@@ -142,3 +165,25 @@ __all__ = [
     "run_batch",
     "split_grid",
 ]
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":
+        import importlib.metadata
+
+        try:
+            value: _typing.Any = importlib.metadata.version("mjasync")
+        except importlib.metadata.PackageNotFoundError:  # a source tree never installed
+            value = "0+unknown"
+    elif name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    else:
+        raise AttributeError(f"module 'mjasync' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

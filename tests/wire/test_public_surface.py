@@ -44,13 +44,13 @@ PROMISED = {
 
 
 def _public_names() -> set[str]:
-    """Public, non-module attributes of the package, as ``mjasync/__init__.py`` defines them."""
+    """Public, non-module attributes of the package (lazy ones included, via ``dir()``)."""
     return {
         name
-        for name, value in vars(mjasync).items()
+        for name in dir(mjasync)
         if not name.startswith("_")
-        and not isinstance(value, types.ModuleType)
-        and value is not __future__.annotations  # `from __future__ import annotations`
+        and not isinstance(getattr(mjasync, name), types.ModuleType)
+        and getattr(mjasync, name) is not __future__.annotations
     }
 
 
@@ -81,3 +81,17 @@ def test_star_import_gives_exactly_all() -> None:
 def test_version_is_the_installed_version() -> None:
     assert "__version__" in mjasync.__all__
     assert mjasync.__version__ == importlib.metadata.version("mjasync")
+
+
+def test_import_does_not_load_the_optional_layers() -> None:
+    # A web app that only awaits images should not pay for sqlite3, aiohttp.web or redis.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, mjasync; "
+        "print(sorted(m for m in ('sqlite3', 'aiohttp.web', 'redis', 'mjasync._batch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
