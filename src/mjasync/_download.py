@@ -32,6 +32,7 @@ from yarl import URL
 
 from ._errors import DownloadError
 from ._models import Task, TaskAction
+from ._validation import sniff_image_type as sniff_image_mime
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -237,17 +238,10 @@ def contained_path(out_dir: str | os.PathLike[str], name: str) -> Path:
 def sniff_image_type(head: bytes) -> str | None:
     """Recognise an image by its first bytes: ``png``, ``jpeg``, ``webp``, ``gif`` or ``None``.
 
-    Needs at least 12 bytes to recognise WebP.
+    Needs at least 12 bytes to recognise WebP. The same signatures guard input images.
     """
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "webp"
-    return None
+    mime = sniff_image_mime(head)
+    return mime.removeprefix("image/") if mime is not None else None
 
 
 def _truncation(kind: str, head: bytes, tail: bytes, size: int) -> str | None:
