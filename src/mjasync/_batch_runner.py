@@ -30,6 +30,7 @@ from ._batch_slots import SlotGate
 from ._batch_types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
 from ._client import Client
 from ._converter import parse_task
+from ._crashpoints import crash_point
 from ._errors import (
     AuthenticationError,
     DownloadError,
@@ -419,6 +420,7 @@ class Runner:
             raise
         # No await between the intent and the POST: a cancellation arriving now is only
         # delivered inside the client's shielded submit, so the id is still recorded below.
+        crash_point("submit.intent")
         try:
             job = await self._gate.submit(request, body, mode, slot)
         except SubmissionUncertainError as exc:
@@ -432,6 +434,7 @@ class Runner:
             await self._journal.record_refused(key, str(exc))
             await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
             return None
+        crash_point("submit.accepted")
         await self._journal.record_accepted(key, job.id)
         unit.mode = mode
         self.submitted += 1
@@ -473,6 +476,7 @@ class Runner:
             return None
         unit.status, unit.progress = task.status, task.progress
         await self._journal.record_terminal(key, task.status, task_json=task.raw)
+        crash_point("terminal.recorded")
         await self._event(unit, BatchEventKind.SUCCEEDED, job)
         return await self._collect(unit, task)
 

@@ -30,6 +30,7 @@ import anyio.to_thread
 import attrs
 from yarl import URL
 
+from ._crashpoints import crash_point
 from ._errors import DownloadError
 from ._models import Task, TaskAction
 from ._validation import sniff_image_type as sniff_image_mime
@@ -305,6 +306,7 @@ class _PartFile:
     def commit(self, dest: Path) -> None:
         self.file.flush()
         os.fsync(self.file.fileno())
+        crash_point("download.synced")
         self.file.close()
         os.replace(self.part, dest)
         _fsync_dir(dest.parent)
