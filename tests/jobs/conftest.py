@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import mjasync
+import sim_clients
 from mjasync.testing import FakeMidjourney
 
 KEY = "sk-test-0123456789abcdef"
@@ -15,16 +16,7 @@ KEY = "sk-test-0123456789abcdef"
 
 def fast_client(fake: FakeMidjourney, **options: Any) -> mjasync.Client:
     """A client that polls every 20 ms and waits out refusals in milliseconds."""
-    options.setdefault("poll_interval", 0.02)
-    options.setdefault(
-        "refusal_policy",
-        mjasync.RefusalPolicy(
-            backoff=mjasync.RetryPolicy(base_delay=0.01, max_delay=0.05, jitter=0.5),
-            max_wait=30.0,
-        ),
-    )
-    options.setdefault("retry", mjasync.RetryPolicy(max_retries=3, base_delay=0.01))
-    return mjasync.Client(fake.base_url, KEY, **options)
+    return sim_clients.fast_client(fake, KEY, max_retries=3, **options)
 
 
 @pytest.fixture
