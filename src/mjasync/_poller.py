@@ -144,7 +144,6 @@ class Watch:
     misses: int = 0
     pushed_at: float = -math.inf
     consumers: int = 0
-    finished_by: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -174,8 +173,6 @@ class TrackerCounters:
     pushes_applied: int = 0
     completed_by_poll: int = 0
     completed_by_push: int = 0
-    lost: int = 0
-    stalled: int = 0
 
 
 ReleaseSlot = Callable[[Slot], Coroutine[Any, Any, None]]
@@ -328,7 +325,7 @@ class Tracker:
                 self.counters.completed_by_push += 1
             else:
                 self.counters.completed_by_poll += 1
-            self._finish(watch, task, finished_by=source)
+            self._finish(watch, task)
         return True
 
     def _event(self, watch: Watch, source: str) -> ProgressEvent:
@@ -385,11 +382,10 @@ class Tracker:
             source="poll",
         )
         self._broadcast(watch, event)
-        self._finish(watch, error, finished_by="error")
+        self._finish(watch, error)
 
-    def _finish(self, watch: Watch, outcome: Task | MjError, *, finished_by: str) -> None:
+    def _finish(self, watch: Watch, outcome: Task | MjError) -> None:
         watch.outcome = outcome
-        watch.finished_by = finished_by
         group = self._watches.get(mode_key(watch.mode))
         if group is not None and group.get(watch.task_id) is watch:
             del group[watch.task_id]
@@ -435,7 +431,6 @@ class Tracker:
         limit = self.settings.stall_timeout
         for watch in list(watches):
             if watch.status is not TaskStatus.MODAL and now - watch.last_change > limit:
-                self.counters.stalled += 1
                 self.fail(
                     watch,
                     TaskStalledError(
@@ -494,7 +489,6 @@ class Tracker:
         try:
             task = await self.api.fetch(watch.task_id, mode=watch.mode)
         except NotFoundError:
-            self.counters.lost += 1
             self.fail(
                 watch,
                 TaskLostError(

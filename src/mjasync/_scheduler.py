@@ -58,7 +58,6 @@ class SchedulerCounters:
 
     submitted: int = 0
     refusals: int = 0
-    waiting_for_slot: int = 0
 
 
 class Scheduler:
@@ -80,11 +79,7 @@ class Scheduler:
 
     async def acquire(self, mode: str | None) -> Slot:
         """Wait for a free slot in ``mode``'s budget (back-pressure for big batches)."""
-        self.counters.waiting_for_slot += 1
-        try:
-            return await self.limiter.acquire(mode)
-        finally:
-            self.counters.waiting_for_slot -= 1
+        return await self.limiter.acquire(mode)
 
     async def submit(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
         """Submit with a slot already held; resubmit the same body after refusals.
