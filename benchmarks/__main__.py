@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._sim import Simulator
+from ._sim import Simulator, child_env, warm_bytecode
 
 HERE = Path(__file__).resolve().parent
 README = HERE / "README.md"
@@ -109,7 +109,12 @@ def run_one(contender: str, n: int, pair: int, s: Settings) -> Run:
             f"--poll-interval={s.poll_interval}",
         ]
         done = subprocess.run(
-            command, capture_output=True, text=True, timeout=s.timeout, cwd=HERE.parent
+            command,
+            capture_output=True,
+            text=True,
+            timeout=s.timeout,
+            cwd=HERE.parent,
+            env=child_env(),
         )
         if done.returncode != 0:
             raise RuntimeError(f"{contender} N={n} failed:\n{done.stderr[-3000:]}")
@@ -409,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
         timeout=args.timeout,
     )
     command = "python -m benchmarks " + " ".join(sys.argv[1:] if argv is None else argv)
+    warm_bytecode()
     started = time.perf_counter()
     machine = machine_description()
     runs = run_all(settings, lambda line: print(line, file=sys.stderr, flush=True))

@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ._sim import ROOT, Simulator
+from ._sim import ROOT, Simulator, child_env, warm_bytecode
 
 VARIANTS = ("baseline", "nowake", "fastacquire", "resultonly", "resultonly+lazyparse", "all")
 TERMINAL = frozenset({"SUCCESS", "FAILURE", "CANCEL"})
@@ -185,6 +185,7 @@ def main() -> None:
     if args.child:
         child(args.child, args.n, args.poll_interval, variants[0])
         return
+    warm_bytecode()
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for rep in range(args.reps):
         for variant in variants:
@@ -198,7 +199,9 @@ def main() -> None:
                 command = [sys.executable, "-m", "benchmarks.ablate", f"--child={sim.url}"]
                 command += [f"--n={args.n}", f"--poll-interval={args.poll_interval}"]
                 command += [f"--variants={variant}"]
-                done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=True)
+                done = subprocess.run(
+                    command, capture_output=True, text=True, cwd=ROOT, check=True, env=child_env()
+                )
             line = json.loads(done.stdout.strip().splitlines()[-1])
             runs[variant].append(line)
             print(f"rep {rep + 1} {json.dumps(line)}", file=sys.stderr, flush=True)

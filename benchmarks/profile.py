@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._sim import ROOT, Simulator
+from ._sim import ROOT, Simulator, child_env, warm_bytecode
 
 MODULES = {
     "floor": "benchmarks.floor",
@@ -193,6 +193,7 @@ def main() -> None:
     if args.child:
         hotspots_child(args.child, args.n, args.poll_interval)
         return
+    warm_bytecode()
     simulator = Simulator(
         core_size=args.n,
         queue_size=args.n,
@@ -211,7 +212,7 @@ def main() -> None:
         if args.hotspots:
             command = [sys.executable, "-m", "benchmarks.profile", f"--child={simulator.url}"]
             command += [f"--n={args.n}", f"--poll-interval={args.poll_interval}"]
-            subprocess.run(command, check=True, cwd=ROOT)
+            subprocess.run(command, check=True, cwd=ROOT, env=child_env())
             return
         if args.py_spy:
             py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -220,7 +221,7 @@ def main() -> None:
         else:
             profiler = [sys.executable, "-m", "cProfile", "-o", str(out)]
         command = [*profiler, "-m", MODULES[args.contender], *client_args]
-        subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr)
+        subprocess.run(command, check=True, cwd=ROOT, stdout=sys.stderr, env=child_env())
         if args.py_spy:
             print(summarize_py_spy(out, args.top))
             print("-- buckets")
