@@ -13,9 +13,23 @@ from ._models import Task, TaskStatus
 from ._poller import Tracker, Watch
 from ._validation import check_timeout
 
-__all__ = ["Job"]
+__all__ = ["Job", "result_of"]
 
 Abandon = Callable[[Watch, MjError], None]
+
+
+def result_of(watch: Watch) -> Task | MjError:
+    """What a finished watch's result is: the successful task, or the error to raise."""
+    outcome = watch.outcome
+    if isinstance(outcome, Task):
+        if outcome.status is TaskStatus.SUCCESS:
+            return outcome
+        return TaskFailedError(
+            outcome.fail_reason or outcome.status.value.lower(), task_id=outcome.id, task=outcome
+        )
+    if outcome is None:
+        raise RuntimeError(f"task {watch.task_id} has no outcome yet")
+    return outcome
 
 
 class Job:
@@ -127,7 +141,7 @@ class Job:
         )
         try:
             with deadline:
-                await watch.done.wait()
+                await watch.wait()
         except TimeoutError:
             gave_up = TaskTimeoutError(
                 f"not finished after {timeout:g}s (status {self.status.value})",
@@ -142,17 +156,10 @@ class Job:
             watch.consumers -= 1
             if gave_up is not None:
                 self._gave_up(gave_up)
-        outcome = watch.outcome
-        if isinstance(outcome, Task):
-            if outcome.status is TaskStatus.SUCCESS:
-                return outcome
-            raise TaskFailedError(
-                outcome.fail_reason or outcome.status.value.lower(),
-                task_id=outcome.id,
-                task=outcome,
-            )
-        assert outcome is not None
-        raise outcome
+        outcome = result_of(watch)
+        if isinstance(outcome, MjError):
+            raise outcome
+        return outcome
 
     async def cancel(self) -> None:
         """Stop watching, release the slot, and cancel upstream where the server can."""

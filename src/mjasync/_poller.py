@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from asyncio import get_running_loop
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import Any, Literal
 
@@ -34,9 +35,16 @@ from ._limiter import Slot, mode_key
 from ._models import Task, TaskStatus
 from ._tasks import BackgroundTasks
 
-__all__ = ["PollSettings", "Tracker", "Watch", "next_poll_interval"]
+__all__ = ["PollSettings", "Tracker", "Watch", "estimated_time_left", "next_poll_interval"]
 
 log = logging.getLogger("mjasync")
+
+
+def _now() -> float:
+    # The event loop's clock, as anyio.current_time() gives it, without its per-call lookup of
+    # the running backend (aiohttp ties us to asyncio): the tracker reads it for every task.
+    return get_running_loop().time()
+
 
 Source = Literal["submit", "poll", "push"]
 _WAITING = frozenset({TaskStatus.UNKNOWN, TaskStatus.NOT_START, TaskStatus.SUBMITTED})
@@ -91,6 +99,27 @@ class PollSettings:
         )
 
 
+def estimated_time_left(
+    first: tuple[float, int], latest: tuple[float, int], now: float
+) -> float | None:
+    """Seconds until a running task should reach 100%, from two progress readings (pure).
+
+    ``first`` is (time, progress) when the task was first seen running, ``latest`` when its
+    progress last changed. The rate is taken from the two; since the task started before we
+    first saw it, the rate is if anything overestimated, so the estimate errs early (an
+    early look costs a poll; a late one costs the caller time). ``None`` when there is no
+    rate yet; ``<= 0`` when the task is overdue.
+
+    >>> estimated_time_left((10.0, 0), (14.0, 20), now=15.0)
+    15.0
+    """
+    (t0, p0), (t1, p1) = first, latest
+    if p1 <= p0 or t1 <= t0:
+        return None
+    rate = (p1 - p0) / (t1 - t0)
+    return t1 + (100 - p1) / rate - now
+
+
 def next_poll_interval(
     settings: PollSettings,
     status: TaskStatus,
@@ -98,20 +127,29 @@ def next_poll_interval(
     changed: bool,
     quiet_rounds: int,
     push_healthy: bool,
+    time_left: float | None = None,
 ) -> float:
     """Seconds until a task should be polled again (pure).
 
-    Moving tasks are polled at the base interval; tasks waiting in a queue at twice that;
-    quiet ones back off gently up to ``max_interval``; push-healthy ones rarely, since pushes
-    tell us first.
+    A running task whose end can be estimated (``time_left``, see
+    :func:`estimated_time_left`) is looked at halfway to its expected end, so a long job costs
+    a few polls rather than one per interval, and its end is still seen within about an
+    interval. Otherwise moving tasks are polled at the base interval; tasks waiting in a queue
+    at twice that; quiet ones back off gently up to ``max_interval``; push-healthy ones
+    rarely, since pushes tell us first.
 
     >>> s = PollSettings(interval=1.0, max_interval=4.0)
     >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
     ...                    push_healthy=False)
     1.0
+    >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
+    ...                    push_healthy=False, time_left=5.0)
+    2.5
     """
     if push_healthy:
         return settings.push_interval
+    if status is TaskStatus.IN_PROGRESS and time_left is not None and time_left > 0:
+        return min(settings.max_interval, max(settings.interval, time_left / 2))
     if changed and status is TaskStatus.IN_PROGRESS:
         return settings.interval
     if status in _WAITING:
@@ -137,8 +175,13 @@ class Watch:
     last_source: str = "submit"
     outcome: Task | MjError | None = None
     queues: set[EventQueue] = attrs.field(factory=set)
-    done: anyio.Event = attrs.field(factory=anyio.Event)
+    # What the submit answer said, made into an event only if someone looks before a poll.
+    initial: Callable[[], ProgressEvent] | None = None
+    # Made on first wait and called on finish: most jobs have neither, or only a callback.
+    done_event: anyio.Event | None = None
+    on_finish: list[Callable[[Watch], None]] | None = None
     last_change: float = 0.0
+    first_running: tuple[float, int] | None = None  # (time, progress) first seen IN_PROGRESS
     due: float = 0.0
     quiet_rounds: int = 0
     misses: int = 0
@@ -150,9 +193,36 @@ class Watch:
         """``True`` once an outcome (terminal task or error) is known."""
         return self.outcome is not None
 
+    async def wait(self) -> None:
+        """Return once the watch has an outcome."""
+        if self.outcome is None:
+            if self.done_event is None:
+                self.done_event = anyio.Event()
+            await self.done_event.wait()
+
+    def add_done_callback(self, callback: Callable[[Watch], None]) -> None:
+        """Call ``callback(watch)`` when the watch ends (at once if it has ended)."""
+        if self.outcome is not None:
+            callback(self)
+        elif self.on_finish is None:
+            self.on_finish = [callback]
+        else:
+            self.on_finish.append(callback)
+
+    def take_initial(self) -> None:
+        """Turn the submit answer into the first event, if nothing newer has been seen."""
+        make, self.initial = self.initial, None
+        if make is not None:
+            event = make()
+            self.last_event = event
+            if self.task_cache is None and self.payload is None:
+                self.task_cache = event.task
+
     @property
     def task(self) -> Task | None:
         """The newest :class:`Task`, built from its payload only when someone asks."""
+        if self.initial is not None:
+            self.take_initial()
         payload, self.payload = self.payload, None
         if payload is not None:
             try:
@@ -230,9 +300,14 @@ class Tracker:
         *,
         request: object = None,
         slot: Slot | None = None,
-        initial: ProgressEvent | None = None,
+        status: TaskStatus | None = None,
+        initial: Callable[[], ProgressEvent] | None = None,
     ) -> Watch:
-        """Start watching a task (or return the existing watch of the same id and mode)."""
+        """Start watching a task (or return the existing watch of the same id and mode).
+
+        A submitted task comes with the ``status`` its submit answer implied and ``initial``,
+        which builds the matching first event if someone asks before the first poll.
+        """
         key = mode_key(mode)
         group = self._watches.get(key)
         if group is None:
@@ -241,14 +316,12 @@ class Tracker:
         existing = group.get(task_id)
         if existing is not None:
             return existing
-        now = anyio.current_time()
-        watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot)
+        now = _now()
+        watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot, initial=initial)
         watch.last_change = now
         watch.due = now + self.settings.interval
-        if initial is not None:
-            watch.status, watch.progress = initial.status, initial.progress
-            watch.task_cache = initial.task
-            watch.last_event = initial
+        if status is not None:
+            watch.status = status
         else:
             watch.due = now  # reattaching: learn the state at once
         was_idle = not group
@@ -291,9 +364,12 @@ class Tracker:
             return False
         return self._apply(watch, payload, source)
 
-    def _apply(self, watch: Watch, payload: Mapping[str, Any], source: Source) -> bool:
+    def _apply(
+        self, watch: Watch, payload: Mapping[str, Any], source: Source, now: float | None = None
+    ) -> bool:
         self.counters.observations += 1
-        now = anyio.current_time()
+        if now is None:
+            now = _now()
         watch.misses = 0
         if source == "push":
             watch.pushed_at = now
@@ -309,14 +385,17 @@ class Tracker:
         if not is_advance(watch.status, watch.progress, status, progress):
             return False
         watch.status, watch.progress = status, progress
+        watch.initial = None  # superseded: the submit answer is old news now
         watch.payload = payload
         watch.last_source = source
         watch.last_change = now
         watch.quiet_rounds = 0
-        if watch.queues or status.is_terminal:
+        if watch.first_running is None and status is TaskStatus.IN_PROGRESS:
+            watch.first_running = (now, progress or 0)
+        if watch.queues:
             self._broadcast(watch, self._event(watch, source))
         else:
-            watch.event_stale = True
+            watch.event_stale = True  # nobody listens: build the event if someone asks
         if status.is_terminal:
             task = watch.task
             if task is None:  # unreadable terminal payload: treat as not seen
@@ -348,6 +427,8 @@ class Tracker:
 
     def _current_event(self, watch: Watch) -> ProgressEvent | None:
         """The event that describes the watch now (built late if nobody was listening)."""
+        if watch.initial is not None:
+            watch.take_initial()
         if watch.event_stale:
             watch.last_event = self._event(watch, watch.last_source)
             watch.event_stale = False
@@ -392,7 +473,8 @@ class Tracker:
         for queue in watch.queues:
             queue.close()
         watch.queues.clear()
-        watch.done.set()
+        if watch.done_event is not None:
+            watch.done_event.set()
         slot, watch.slot = watch.slot, None
         if slot is not None:
             if self._release_nowait is not None:
@@ -400,6 +482,9 @@ class Tracker:
             else:
                 # Releasing may touch a shared store (Redis): do it off this call path.
                 self._tg.start_soon(self._release, slot)
+        callbacks, watch.on_finish = watch.on_finish, None
+        for callback in callbacks or ():
+            callback(watch)
 
     # -- polling ---------------------------------------------------------------------------
 
@@ -412,7 +497,7 @@ class Tracker:
                 wake = self._wakeups[key] = anyio.Event()
                 await wake.wait()
                 continue
-            now = anyio.current_time()
+            now = _now()
             if now >= next_stall_check:  # a scan of every watch: once an interval is plenty
                 self._check_stalls(group.values(), now)
                 next_stall_check = now + settings.interval
@@ -425,7 +510,7 @@ class Tracker:
             if not group:
                 continue
             next_due = min(w.due for w in group.values())
-            await anyio.sleep(max(0.0, min(next_due - anyio.current_time(), settings.interval)))
+            await anyio.sleep(max(0.0, min(next_due - _now(), settings.interval)))
 
     def _check_stalls(self, watches: Iterable[Watch], now: float) -> None:
         limit = self.settings.stall_timeout
@@ -452,11 +537,12 @@ class Tracker:
             return
         except MjError as exc:
             log.warning("poll of %d task(s) failed after retries: %s", len(ids), exc)
-            later = anyio.current_time() + self.settings.max_interval
+            later = _now() + self.settings.max_interval
             for watch in due:
                 watch.due = later
             return
         seen: set[str] = set()
+        now = _now()
         for payload in payloads:
             if not isinstance(payload, Mapping):
                 continue
@@ -465,9 +551,10 @@ class Tracker:
                 continue
             seen.add(task_id)
             found = self.find(task_id)
-            if found is not None and not found.finished and not self._apply(found, payload, "poll"):
+            if found is None or found.finished:
+                continue
+            if not self._apply(found, payload, "poll", now):
                 found.quiet_rounds += 1
-        now = anyio.current_time()
         for watch in due:
             if watch.finished:
                 continue
@@ -477,12 +564,16 @@ class Tracker:
                     watch.misses = 0  # one confirmation at a time
                     self._tg.start_soon(self._confirm_lost, watch)
             healthy = now - watch.pushed_at <= self.settings.push_health
+            first = watch.first_running
             watch.due = now + next_poll_interval(
                 self.settings,
                 watch.status or TaskStatus.UNKNOWN,
                 changed=watch.quiet_rounds == 0,
                 quiet_rounds=watch.quiet_rounds,
                 push_healthy=healthy,
+                time_left=None
+                if first is None
+                else estimated_time_left(first, (watch.last_change, watch.progress or 0), now),
             )
 
     async def _confirm_lost(self, watch: Watch) -> None:

@@ -24,7 +24,11 @@ from ._limiter import Limiter, Slot
 from ._models import Submission
 from ._retry import RetryPolicy, backoff_delay
 
-__all__ = ["RefusalPolicy", "Scheduler"]
+__all__ = ["POSTS_AT_ONCE", "RefusalPolicy", "Scheduler"]
+
+#: Submit POSTs sent at once per client. More would only wait in aiohttp's pool of 100
+#: connections, each waiting request holding its own coroutine and buffers.
+POSTS_AT_ONCE = 100
 
 log = logging.getLogger("mjasync")
 
@@ -70,24 +74,60 @@ class Scheduler:
         refusals: RefusalPolicy,
         *,
         random: Callable[[], float] = random.random,
+        posts_at_once: int = POSTS_AT_ONCE,
     ) -> None:
         self.api = api
         self.limiter = limiter
         self.refusals = refusals
         self.counters = SchedulerCounters()
         self._random = random
+        self._posts = anyio.Semaphore(posts_at_once)
+
+    async def post_permit(self) -> None:
+        """Wait until fewer than ``posts_at_once`` submits are being sent.
+
+        Callers that start a task per submit take the permit first, so 10,000 queued jobs
+        are 10,000 waiting requests, not 10,000 suspended tasks. Give it back with
+        :meth:`release_post_permit`.
+        """
+        try:
+            self._posts.acquire_nowait()  # the common case, without a trip through the loop
+        except anyio.WouldBlock:
+            await self._posts.acquire()
+
+    def release_post_permit(self) -> None:
+        """Give back a permit taken with :meth:`post_permit`."""
+        self._posts.release()
 
     async def acquire(self, mode: str | None) -> Slot:
         """Wait for a free slot in ``mode``'s budget (back-pressure for big batches)."""
         return await self.limiter.acquire(mode)
 
-    async def submit(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
+    async def submit(
+        self,
+        route: str,
+        body: Mapping[str, Any],
+        mode: str | None,
+        *,
+        permit_held: bool = False,
+    ) -> Submission:
         """Submit with a slot already held; resubmit the same body after refusals.
+
+        Takes a post permit for the duration unless the caller holds one (``permit_held``).
 
         Raises:
             QueueFullError, RateLimitError: refused for longer than ``max_wait``.
             SubmissionUncertainError, APIError, TransportError: as the wire API raises them.
         """
+        if permit_held:
+            return await self._submit(route, body, mode)
+        await self.post_permit()
+        try:
+            return await self._submit(route, body, mode)
+        finally:
+            self.release_post_permit()
+
+    async def _submit(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
         started = anyio.current_time()
         attempt = 0
         while True:

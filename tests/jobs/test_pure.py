@@ -7,7 +7,7 @@ import pytest
 from mjasync import ProgressEvent, TaskStatus
 from mjasync._events import EventQueue, is_advance
 from mjasync._limiter import AimdState, LocalLimiter, next_limit
-from mjasync._poller import PollSettings, next_poll_interval
+from mjasync._poller import PollSettings, estimated_time_left, next_poll_interval
 
 S = TaskStatus
 
@@ -47,6 +47,49 @@ def test_poll_interval_adapts():
     assert queued == 2.0  # slower while waiting in a queue
     assert moving < quiet1 < quiet9 == 4.0  # backs off while quiet, capped
     assert pushed == 10.0  # pushes tell us first
+
+
+@pytest.mark.parametrize(
+    ("first", "latest", "now", "left"),
+    [
+        ((10.0, 0), (14.0, 20), 14.0, 16.0),  # 5%/s, 80% to go
+        ((10.0, 0), (14.0, 20), 20.0, 10.0),  # the clock runs on between changes
+        ((10.0, 40), (20.0, 90), 20.0, 2.0),  # first seen mid-way (re-attached)
+        ((10.0, 0), (40.0, 50), 80.0, -10.0),  # overdue: slower than it had been
+        ((10.0, 20), (10.0, 20), 11.0, None),  # one reading: no rate yet
+        ((10.0, 50), (12.0, 40), 12.0, None),  # a regression is not a rate
+    ],
+)
+def test_estimated_time_left(first, latest, now, left):
+    assert estimated_time_left(first, latest, now) == left
+
+
+def test_poll_interval_follows_the_estimate():
+    s = PollSettings(interval=1.0, max_interval=4.0, push_interval=10.0)
+
+    def running(left, *, changed=True, quiet=0):
+        return next_poll_interval(
+            s,
+            S.IN_PROGRESS,
+            changed=changed,
+            quiet_rounds=quiet,
+            push_healthy=False,
+            time_left=left,
+        )
+
+    assert running(60.0) == 4.0  # far from the end: the slowest pace
+    assert running(5.0) == 2.5  # halfway to the expected end
+    assert running(1.2) == 1.0  # near the end: never faster than the base interval
+    # Overdue (the estimate was wrong): the usual quiet back-off, not a poll storm.
+    assert running(-3.0, changed=False, quiet=2) == 2.25
+    pushed = next_poll_interval(
+        s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=True, time_left=5.0
+    )
+    assert pushed == 10.0
+    queued = next_poll_interval(
+        s, S.NOT_START, changed=False, quiet_rounds=0, push_healthy=False, time_left=5.0
+    )
+    assert queued == 2.0  # an estimate only applies to a running task
 
 
 def test_aimd_grows_by_windows_and_halves_on_refusal():
