@@ -7,7 +7,6 @@ wraps it in the retry loop (reads retry freely, submits only when provably refus
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
@@ -33,6 +32,7 @@ from ._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
+from ._json import loads
 from ._limiter import mode_key
 from ._models import Submission, Task
 from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
@@ -56,7 +56,7 @@ def _decode(resp: Response) -> object:
     if not resp.body.strip():
         return None
     try:
-        return json.loads(resp.body)
+        return loads(resp.body)
     except (ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested too deep
         raise ProtocolError(
             f"unreadable JSON body (HTTP {resp.status}, {resp.content_type or 'no type'})",
