@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, KeysView, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -18,9 +18,11 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ProtocolError
+from ._json import dumps, loads_dumped
 from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus
 
 __all__ = [
+    "CompactPayload",
     "converter",
     "parse_epoch_millis",
     "parse_progress",
@@ -140,9 +142,70 @@ def parse_status(value: object) -> TaskStatus:
 
 
 def _mapping(value: object, _: object = None) -> Mapping[str, Any]:
+    if isinstance(value, dict) and value:
+        # A view, not a copy: payloads are freshly decoded JSON that nothing else changes.
+        return MappingProxyType(value)
     if isinstance(value, Mapping) and value:
         return MappingProxyType(dict(value))
     return _EMPTY
+
+
+class CompactPayload(Mapping[str, Any]):
+    """A task payload kept as compact JSON and decoded on first read (``Task.raw``).
+
+    A finished task's decoded payload weighs about three times its JSON; a batch holding
+    10,000 results keeps the JSON, and only the payloads somebody reads are decoded (and then
+    kept). Read-only; equal to any mapping with the same items.
+    """
+
+    __slots__ = ("_decoded", "_json")
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        self._json = dumps(payload)
+        self._decoded: dict[str, Any] | None = None
+
+    @classmethod
+    def _from_json(cls, data: bytes | str) -> CompactPayload:
+        self = cls.__new__(cls)
+        self._json, self._decoded = data, None
+        return self
+
+    def _dict(self) -> dict[str, Any]:
+        if self._decoded is None:
+            value = loads_dumped(self._json)
+            self._decoded = value if isinstance(value, dict) else {}
+        return self._decoded
+
+    def __getitem__(self, key: str) -> Any:
+        return self._dict()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._dict())
+
+    def __len__(self) -> int:
+        return len(self._dict())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._dict()
+
+    def keys(self) -> KeysView[str]:
+        return self._dict().keys()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._dict().get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CompactPayload):
+            return self._dict() == other._dict()
+        return self._dict() == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a dict: equal by value, so unhashable
+
+    def __repr__(self) -> str:
+        return f"CompactPayload({self._dict()!r})"
+
+    def __reduce__(self) -> tuple[Callable[[bytes | str], CompactPayload], tuple[bytes | str]]:
+        return (CompactPayload._from_json, (self._json,))
 
 
 def _buttons(value: object, _: object = None) -> tuple[Button, ...]:
@@ -233,11 +296,7 @@ def parse_task(payload: object) -> Task:
         )
     if parse_task_id(payload.get("id")) is None:
         raise ProtocolError("task payload has no usable 'id'", body=_snippet(payload))
-    # A read-only view, not a copy: payloads are freshly decoded JSON that nothing else keeps,
-    # and at 10,000 tasks the copies cost megabytes.
-    raw = (
-        MappingProxyType(payload) if isinstance(payload, dict) else MappingProxyType(dict(payload))
-    )
+    raw = payload if isinstance(payload, CompactPayload) else CompactPayload(payload)
     try:
         return converter.structure({**payload, _RAW_KEY: raw}, Task)
     except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
