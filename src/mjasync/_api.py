@@ -413,13 +413,25 @@ class WireAPI:
                 exc.message, method="GET", path=self.transport.path_for(route, mode), body=exc.body
             ) from exc
 
-    async def fetch_payloads(self, task_ids: Sequence[str], *, mode: str | None) -> list[Any]:
+    async def fetch_payloads(
+        self,
+        task_ids: Sequence[str],
+        *,
+        mode: str | None,
+        on_chunk: Callable[[list[Any]], None] | None = None,
+    ) -> list[Any]:
         """Raw task objects for ids, via ``list-by-condition`` in chunks (or per-id fetch).
 
-        Missing ids are simply absent. Order is whatever the server chose.
+        Missing ids are simply absent. Order is whatever the server chose. With ``on_chunk``,
+        each answer is handed over as it arrives and nothing is collected (the result is
+        empty): a round over 10,000 tasks then holds a few chunks in memory, not all of them.
         """
         if not task_ids:
             return []
+        if on_chunk is None:
+            collected: list[Any] = []
+            await self.fetch_payloads(task_ids, mode=mode, on_chunk=collected.extend)
+            return collected
         key = mode_key(mode)
         if key not in self._no_list:
             chunks = [
@@ -428,13 +440,15 @@ class WireAPI:
             ]
             try:
                 # The first chunk alone tells whether the route exists at all.
-                results = await self._list_chunk(chunks[0], mode)
+                first = await self._list_chunk(chunks[0], mode)
             except UnsupportedEndpointError:
                 # Old servers lack the route; if the mode prefix itself is wrong, the per-id
                 # fetch below raises the same error with the hint to use mode=None.
                 log.info("mjasync: no list-by-condition on this server; fetching one by one")
                 self._no_list.add(key)
             else:
+                on_chunk(first)
+                del first
                 if len(chunks) > 1:
                     # A big round goes out a few chunks at a time, not one after another.
                     limiter = anyio.CapacityLimiter(_LIST_CONCURRENCY)
@@ -443,18 +457,21 @@ class WireAPI:
                     async def one(chunk: list[str]) -> None:
                         async with limiter:
                             try:
-                                results.extend(await self._list_chunk(chunk, mode))
+                                payloads = await self._list_chunk(chunk, mode)
                             except MjError as exc:  # raised as itself below, not in a group
                                 failures.append(exc)
                                 tg.cancel_scope.cancel()
+                                return
+                        on_chunk(payloads)
 
                     async with anyio.create_task_group() as tg:
                         for chunk in chunks[1:]:
                             tg.start_soon(one, chunk)
                     if failures:
                         raise failures[0]
-                return results
-        return await self._fetch_each(task_ids, mode=mode)
+                return []
+        await self._fetch_each(task_ids, mode=mode, on_chunk=on_chunk)
+        return []
 
     async def _list_chunk(self, chunk: list[str], mode: str | None) -> list[Any]:
         self.counters.list_requests += 1
@@ -464,8 +481,9 @@ class WireAPI:
         assert isinstance(payload, list)
         return payload
 
-    async def _fetch_each(self, task_ids: Iterable[str], *, mode: str | None) -> list[Any]:
-        found: list[Any] = []
+    async def _fetch_each(
+        self, task_ids: Iterable[str], *, mode: str | None, on_chunk: Callable[[list[Any]], None]
+    ) -> None:
         failures: list[MjError] = []
 
         async def one(task_id: str) -> None:
@@ -483,14 +501,13 @@ class WireAPI:
                     failures.append(exc)
                     tg.cancel_scope.cancel()
                     return
-                found.append(payload)
+            on_chunk([payload])
 
         async with anyio.create_task_group() as tg:
             for task_id in task_ids:
                 tg.start_soon(one, task_id)
         if failures:
             raise failures[0]
-        return found
 
     async def fetch_many(self, task_ids: Iterable[str], *, mode: str | None) -> dict[str, Task]:
         """Tasks by id; ids the server does not know are left out of the result."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from collections.abc import Callable, Iterator, KeysView, Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -110,6 +111,12 @@ def _optional_str(value: object, _: object = None) -> str | None:
 
 def _text(value: object, _: object = None) -> str:
     return _optional_str(value) or ""
+
+
+def _label(value: object) -> str:
+    # Labels and emoji repeat on every task ("U1", "V4", "🔄"): one shared copy of each.
+    text = _text(value)
+    return sys.intern(text) if len(text) <= 32 else text
 
 
 def _optional_int(value: object, _: object = None) -> int | None:
@@ -217,8 +224,8 @@ def _buttons(value: object, _: object = None) -> tuple[Button, ...]:
             buttons.append(
                 Button(
                     custom_id=item["customId"],
-                    label=_text(item.get("label")),
-                    emoji=_text(item.get("emoji")),
+                    label=_label(item.get("label")),
+                    emoji=_label(item.get("emoji")),
                     style=_optional_int(item.get("style")),
                     type=_optional_int(item.get("type")),
                 )
@@ -234,7 +241,9 @@ def _image_refs(value: object, _: object = None) -> tuple[ImageRef, ...]:
         if isinstance(item, str) and item:
             refs.append(ImageRef(url=item))
         elif isinstance(item, Mapping) and isinstance(item.get("url"), str) and item["url"]:
-            refs.append(ImageRef(url=item["url"], thumbnail=_optional_str(item.get("thumbnail"))))
+            url, thumbnail = item["url"], _optional_str(item.get("thumbnail"))
+            # Servers often repeat the url as the thumbnail: keep one string, not two.
+            refs.append(ImageRef(url=url, thumbnail=url if thumbnail == url else thumbnail))
     return tuple(refs)
 
 

@@ -528,8 +528,28 @@ class Tracker:
     async def _poll(self, due: list[Watch], mode: str | None) -> None:
         self.counters.poll_rounds += 1
         ids = [w.task_id for w in due]
+        seen: set[str] = set()
+        group = self._watches.get(mode_key(mode), {})
+
+        def take(payloads: list[Any]) -> None:
+            # Applied chunk by chunk as answers arrive, so a big round never holds every
+            # decoded payload at once.
+            now = _now()
+            for payload in payloads:
+                if not isinstance(payload, dict) and not isinstance(payload, Mapping):
+                    continue
+                task_id = parse_task_id(payload.get("id"))
+                if task_id is None:
+                    continue
+                seen.add(task_id)
+                found = group.get(task_id) or self.find(task_id)
+                if found is None or found.finished:
+                    continue
+                if not self._apply(found, payload, "poll", now):
+                    found.quiet_rounds += 1
+
         try:
-            payloads = await self.api.fetch_payloads(ids, mode=mode)
+            await self.api.fetch_payloads(ids, mode=mode, on_chunk=take)
         except (AuthenticationError, UnsupportedEndpointError) as exc:
             # These will not heal by waiting: end the jobs now rather than at the stall limit.
             for watch in due:
@@ -541,20 +561,7 @@ class Tracker:
             for watch in due:
                 watch.due = later
             return
-        seen: set[str] = set()
         now = _now()
-        for payload in payloads:
-            if not isinstance(payload, Mapping):
-                continue
-            task_id = parse_task_id(payload.get("id"))
-            if task_id is None:
-                continue
-            seen.add(task_id)
-            found = self.find(task_id)
-            if found is None or found.finished:
-                continue
-            if not self._apply(found, payload, "poll", now):
-                found.quiet_rounds += 1
         for watch in due:
             if watch.finished:
                 continue
