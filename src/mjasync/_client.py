@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
@@ -362,7 +361,7 @@ class Client:
         """
         self._check_request(request, "request_body()")
         body = request.to_body()
-        body.setdefault("state", f"mjasync-{uuid.uuid4().hex}")
+        body.setdefault("state", f"mjasync-{os.urandom(16).hex()}")
         if self._webhook is not None and "notifyHook" not in body:
             body["notifyHook"] = self._webhook.notify_url
         return body

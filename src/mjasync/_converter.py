@@ -47,6 +47,8 @@ def parse_progress(value: object) -> int | None:
 
     The result is clamped to 0-100.
     """
+    if type(value) is int:  # the common case first; bool is not `int` by type
+        return max(0, min(100, value))
     if isinstance(value, bool) or value is None:
         return None
     number: float
@@ -87,6 +89,8 @@ def parse_epoch_millis(value: object) -> datetime | None:
 
 def parse_task_id(value: object) -> str | None:
     """Task ids are strings inside mjasync; servers may send JSON numbers."""
+    if type(value) is str:  # the common case, checked once per task per poll
+        return value.strip() or None
     if isinstance(value, bool):
         return None
     try:
@@ -102,7 +106,7 @@ def parse_task_id(value: object) -> str | None:
 
 
 def _optional_str(value: object, _: object = None) -> str | None:
-    if isinstance(value, str):
+    if type(value) is str or isinstance(value, str):
         return value or None
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
@@ -115,11 +119,13 @@ def _text(value: object, _: object = None) -> str:
 
 def _label(value: object) -> str:
     # Labels and emoji repeat on every task ("U1", "V4", "🔄"): one shared copy of each.
-    text = _text(value)
+    text = value if type(value) is str else _text(value)
     return sys.intern(text) if len(text) <= 32 else text
 
 
 def _optional_int(value: object, _: object = None) -> int | None:
+    if type(value) is int:
+        return value
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -220,7 +226,9 @@ def _buttons(value: object, _: object = None) -> tuple[Button, ...]:
         return ()
     buttons = []
     for item in value:
-        if isinstance(item, Mapping) and isinstance(item.get("customId"), str):
+        if (type(item) is dict or isinstance(item, Mapping)) and isinstance(
+            item.get("customId"), str
+        ):
             buttons.append(
                 Button(
                     custom_id=item["customId"],
@@ -240,7 +248,11 @@ def _image_refs(value: object, _: object = None) -> tuple[ImageRef, ...]:
     for item in value:
         if isinstance(item, str) and item:
             refs.append(ImageRef(url=item))
-        elif isinstance(item, Mapping) and isinstance(item.get("url"), str) and item["url"]:
+        elif (
+            (type(item) is dict or isinstance(item, Mapping))
+            and isinstance(item.get("url"), str)
+            and item["url"]
+        ):
             url, thumbnail = item["url"], _optional_str(item.get("thumbnail"))
             # Servers often repeat the url as the thumbnail: keep one string, not two.
             refs.append(ImageRef(url=url, thumbnail=url if thumbnail == url else thumbnail))

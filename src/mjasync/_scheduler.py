@@ -131,32 +131,33 @@ class Scheduler:
         started = anyio.current_time()
         attempt = 0
         while True:
-            try:
-                # Shielded: once the POST is out, its answer (the task id) must be read.
-                with anyio.CancelScope(shield=True):
-                    submission = await self.api.submit(route, body, mode=mode, retry_refusals=False)
-            except (QueueFullError, RateLimitError) as exc:
-                self.counters.refusals += 1
-                await self.limiter.feedback(mode, "refused")
-                attempt += 1
-                delay = exc.retry_after
-                if delay is None:
-                    delay = backoff_delay(attempt, self.refusals.backoff, self._random)
-                waited = anyio.current_time() - started
-                if waited + delay > self.refusals.max_wait:
-                    raise
-                log.info(
-                    "submit %s refused (%s); resubmitting in %.2fs (attempt %d)",
-                    route,
-                    type(exc).__name__,
-                    delay,
-                    attempt + 1,
-                )
-                await anyio.sleep(delay)
-                continue
-            self.counters.submitted += 1
-            # Shielded as well: a shared limiter's feedback awaits I/O (Redis), and a
-            # cancellation delivered there would drop the task id the server just gave us.
+            # Shielded: once the POST is out, its answer (the task id) must be read; and a
+            # shared limiter's feedback awaits I/O (Redis) that must not drop that id either.
             with anyio.CancelScope(shield=True):
-                await self.limiter.feedback(mode, "accepted")
-            return submission
+                try:
+                    submission = await self.api.submit(route, body, mode=mode, retry_refusals=False)
+                except (QueueFullError, RateLimitError) as exc:
+                    refusal: QueueFullError | RateLimitError | None = exc
+                else:
+                    refusal = None
+                    self.counters.submitted += 1
+                    await self.limiter.feedback(mode, "accepted")
+            if refusal is None:
+                return submission
+            self.counters.refusals += 1
+            await self.limiter.feedback(mode, "refused")
+            attempt += 1
+            delay = refusal.retry_after
+            if delay is None:
+                delay = backoff_delay(attempt, self.refusals.backoff, self._random)
+            waited = anyio.current_time() - started
+            if waited + delay > self.refusals.max_wait:
+                raise refusal
+            log.info(
+                "submit %s refused (%s); resubmitting in %.2fs (attempt %d)",
+                route,
+                type(refusal).__name__,
+                delay,
+                attempt + 1,
+            )
+            await anyio.sleep(delay)

@@ -7,7 +7,6 @@ and the request it answers; deciding what those bytes mean is the job of :mod:`m
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import re
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import attrs
 from multidict import CIMultiDictProxy
 
 from ._errors import TransportError
+from ._json import dumps
 
 __all__ = ["AuthScheme", "Response", "Transport", "redact_key"]
 
@@ -255,7 +255,9 @@ class Transport:
         client_timeout = aiohttp.ClientTimeout(
             total=total, sock_connect=min(self.connect_timeout, total)
         )
-        data = None if json_body is None else json.dumps(json_body, ensure_ascii=False).encode()
+        data = None if json_body is None else dumps(json_body)
+        if isinstance(data, str):
+            data = data.encode()
         headers = self._headers()
         if data is not None:
             headers["Content-Type"] = "application/json"
