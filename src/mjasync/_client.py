@@ -14,13 +14,12 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import aclosing
 from functools import partial
 from types import TracebackType
-from typing import Any, Final, Literal, Protocol, Self
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, Self
 
 import aiohttp
 import anyio
 import anyio.abc
 import attrs
-from anyio.streams.memory import MemoryObjectSendStream
 
 from ._api import WireAPI
 from ._errors import MjError, TaskError, TaskTimeoutError, UnsupportedEndpointError
@@ -55,6 +54,9 @@ from ._validation import (
 )
 
 __all__ = ["Client", "ClientStatistics", "ModeStatistics"]
+
+if TYPE_CHECKING:  # anyio loads its memory streams on first use; so do we (~8 ms at import)
+    from anyio.streams.memory import MemoryObjectSendStream
 
 log = logging.getLogger("mjasync")
 

@@ -319,9 +319,12 @@ class Tracker:
         now = _now()
         watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot, initial=initial)
         watch.last_change = now
-        watch.due = now + self.settings.interval
         if status is not None:
             watch.status = status
+            # A new job waits like any queued one: first looked at after the waiting pace.
+            watch.due = now + next_poll_interval(
+                self.settings, status, changed=True, quiet_rounds=0, push_healthy=False
+            )
         else:
             watch.due = now  # reattaching: learn the state at once
         was_idle = not group

@@ -169,3 +169,22 @@ async def test_wrong_mode_prefix_ends_in_the_mode_none_hint(
     with pytest.raises(UnsupportedEndpointError) as info:
         await client.fetch_many(["1", "2"])
     assert "mode=None" in str(info.value)
+
+
+async def test_chunks_are_handed_over_as_they_arrive(server: LoopbackServer) -> None:
+    """With on_chunk, each answer goes to the caller at once and nothing is collected."""
+    server.script("POST", LIST, list_known_reversed)
+    wire = make_wire(server.url, sleep=SleepRecorder())
+    wire.list_batch_size = 2
+    chunks: list[list[str]] = []
+    try:
+        kept = await wire.fetch_payloads(
+            ["1", "2", "3", "4", "5"],
+            mode="fast",
+            on_chunk=lambda payloads: chunks.append([p["id"] for p in payloads]),
+        )
+    finally:
+        await wire.transport.aclose()
+    assert kept == []  # nothing held back for the end
+    assert len(chunks) == 3 == len(server.requests)  # one hand-over per answer
+    assert sorted(i for chunk in chunks for i in chunk) == ["1", "2", "3", "4", "5"]

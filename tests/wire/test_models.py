@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 from typing import Any
 
@@ -285,6 +286,28 @@ def test_unknown_fields_are_kept_in_raw() -> None:
     assert task.raw["seed"] == 42
     assert task.raw["nested"] == {"a": [1, 2]}
     assert task.raw["id"] == 1320098173412546  # the payload as received
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {},
+        {"seed": 2**70},  # beyond 64 bits: kept to the last digit
+        {"score": float("inf")},  # not JSON, but the standard decoder reads it
+        {"prompt": "猫 🐈", "notifyHook": None},
+    ],
+)
+def test_raw_is_kept_compact_and_reads_back_exactly(extra: dict[str, Any]) -> None:
+    payload = {**load_fixture("task_imagine_success_buttons.json"), **extra}
+    task = parse_task(payload)
+    assert dict(task.raw) == payload and task.raw == payload
+    assert task.raw.get("missing", "default") == "default" and "status" in task.raw
+    with pytest.raises(TypeError):
+        task.raw["status"] = "FAILURE"  # type: ignore[index]
+    # Kept as JSON text until read: a fraction of the decoded payload's weight.
+    assert len(task.raw._json) < 2 * len(repr(payload))  # type: ignore[attr-defined]
+    copy = pickle.loads(pickle.dumps(task.raw))
+    assert copy == task.raw and dict(copy) == payload
 
 
 @pytest.mark.parametrize("buttons", [None, "U1", 5, {"customId": "x"}, [None, 3, {"label": "U1"}]])
