@@ -40,7 +40,7 @@ from ._requests import (
     legacy_change,
 )
 from ._retry import RetryPolicy
-from ._scheduler import RefusalPolicy, Scheduler
+from ._scheduler import POSTS_AT_ONCE, RefusalPolicy, Scheduler
 from ._tasks import BackgroundTasks
 from ._transport import AuthScheme, Transport, check_mode
 from ._validation import (
@@ -1011,35 +1011,31 @@ class Client:
             if not following and not sending:
                 all_ended.set()
 
-        async def one(position: int, slot: Slot) -> None:
-            try:
-                job = await self._submit_with_slot(
-                    ordered[position], bodies[position], mode_value, slot, permit_held=True
-                )
-            except MjError as exc:
-                self._failed += 1
-                results[position] = exc
-                return
-            finally:
-                self._scheduler.release_post_permit()
-            watch = job._watch
-            watch.consumers += 1  # gather is a consumer: another one leaving must not abandon it
-            following.add(watch)
-            watch.add_done_callback(partial(ended, position))
+        positions = iter(range(len(ordered)))
+
+        async def submitter() -> None:
+            # A fixed pool of submitters walks the requests in order: as many submits in
+            # flight as the connection pool takes, and no task per job.
+            for position in positions:
+                # The slot first: only `concurrency` jobs exist at a time.
+                slot = await self._scheduler.acquire(mode_value)
+                try:
+                    job = await self._submit_with_slot(
+                        ordered[position], bodies[position], mode_value, slot, permit_held=True
+                    )
+                except MjError as exc:
+                    self._failed += 1
+                    results[position] = exc
+                    continue
+                watch = job._watch
+                watch.consumers += 1  # so another consumer leaving cannot abandon it
+                following.add(watch)
+                watch.add_done_callback(partial(ended, position))
 
         try:
             async with anyio.create_task_group() as tg:
-                for position in range(len(ordered)):
-                    # Slot and permit are taken here, so only `concurrency` jobs exist and
-                    # only a connection pool's worth of submit tasks at a time.
-                    slot = await self._scheduler.acquire(mode_value)
-                    try:
-                        await self._scheduler.post_permit()
-                    except BaseException:
-                        with anyio.CancelScope(shield=True):
-                            await self._limiter.release(slot)
-                        raise
-                    tg.start_soon(one, position, slot)
+                for _ in range(min(POSTS_AT_ONCE, len(ordered))):
+                    tg.start_soon(submitter)
             sending = False
             if following:
                 await all_ended.wait()

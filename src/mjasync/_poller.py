@@ -321,10 +321,8 @@ class Tracker:
         watch.last_change = now
         if status is not None:
             watch.status = status
-            # A new job waits like any queued one: first looked at after the waiting pace.
-            watch.due = now + next_poll_interval(
-                self.settings, status, changed=True, quiet_rounds=0, push_healthy=False
-            )
+            # One interval, not the waiting pace: short jobs (describe, shorten) end in seconds.
+            watch.due = now + self.settings.interval
         else:
             watch.due = now  # reattaching: learn the state at once
         was_idle = not group
