@@ -206,15 +206,25 @@ def _ratio_row(runs: Sequence[Run], n: int, s: Settings) -> str:
     intervals = None if excess is None else excess / s.poll_interval
     submit_time = _median([r.wall for r in floors]) if floors else None
     rss = max(r.rss_mb for r in mine) if mine else None
+    # The issue sets the poll, CPU and wall targets for 1,000 jobs and the memory one for
+    # 10,000: other sizes are shown for the trend, without a verdict.
+    at_1000 = n == 1000
     cells = [
         f"{n:,}",
-        _check(poll, ".0f", "×", None if n != 1000 or poll is None else poll >= 100),
-        _check(cpu_naive, ".2f", "×", cpu_naive is not None and cpu_naive >= 3),
+        _check(poll, ".0f", "×", None if not at_1000 or poll is None else poll >= 100),
+        _check(cpu_naive, ".2f", "×", None if not at_1000 or cpu_naive is None else cpu_naive >= 3),
         _fmt(work_naive, ".2f", "×"),
-        _check(cpu_floor, ".2f", "×", cpu_floor is not None and cpu_floor <= 1.5),
+        _check(
+            cpu_floor, ".2f", "×", None if not at_1000 or cpu_floor is None else cpu_floor <= 1.5
+        ),
         _fmt(work_floor, ".2f", "×"),
         f"{_fmt(excess, '+.2f', ' s')} = "
-        + _check(intervals, ".1f", " intervals", intervals is not None and intervals <= 2),
+        + _check(
+            intervals,
+            ".1f",
+            " intervals",
+            None if not at_1000 or intervals is None else intervals <= 2,
+        ),
         _fmt(submit_time, ".2f", " s"),
         _check(rss, ".1f", " MB", None if n < 10000 or rss is None else rss < 150),
     ]
@@ -265,9 +275,9 @@ def render(runs: Sequence[Run], s: Settings, machine: dict[str, str], command: s
         "Ratios (median of the per-pair ratios) against the targets of issues 4 and 7:",
         "",
         "| N | naive / mjasync poll requests (≥ 100× at 1,000) "
-        "| naive / mjasync CPU (≥ 3×) | same, CPU after startup "
-        "| mjasync / floor CPU (≤ 1.5×) | same, CPU after startup "
-        "| mjasync wall − job time (≤ 2 poll intervals) | floor wall (submits alone) "
+        "| naive / mjasync CPU (≥ 3× at 1,000) | same, CPU after startup "
+        "| mjasync / floor CPU (≤ 1.5× at 1,000) | same, CPU after startup "
+        "| mjasync wall − job time (≤ 2 poll intervals at 1,000) | floor wall (submits alone) "
         "| mjasync peak RSS (< 150 MB at 10,000) |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -382,12 +392,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pairs", type=int, default=5, help="interleaved runs per contender")
     parser.add_argument("--quick", action="store_true", help="N=100, 1 pair: a sanity check")
     parser.add_argument("--write", action="store_true", help="update benchmarks/README.md")
-    parser.add_argument("--poll-interval", type=float, default=1.0)
-    parser.add_argument("--job-duration", type=float, default=3.0)
-    parser.add_argument("--start-delay", type=float, default=0.5)
-    parser.add_argument("--progress-steps", type=int, default=3)
+    # Defaults: jobs shaped like real ones (a start delay, then progress in steps over 20 s),
+    # polled at mjasync's default interval by both pollers.
+    parser.add_argument("--poll-interval", type=float, default=2.0)
+    parser.add_argument("--job-duration", type=float, default=20.0)
+    parser.add_argument("--start-delay", type=float, default=2.0)
+    parser.add_argument("--progress-steps", type=int, default=5)
     parser.add_argument(
-        "--naive-max", type=int, default=10000, help="skip the naive client above this N"
+        "--naive-max",
+        type=int,
+        default=1000,
+        help="skip the naive client above this N (at 10,000 it overloads the simulator)",
     )
     parser.add_argument("--contenders", type=_contenders, default=list(ORDER))
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per client run")

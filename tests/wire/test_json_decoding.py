@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given
@@ -56,3 +58,29 @@ def test_edge_bodies_match_the_standard_decoder(body):
 
 def test_the_fast_decoder_is_used_when_installed():
     assert _api.loads is _api._fast_or_stdlib_loads
+
+
+def test_everything_works_without_the_speed_extra(tmp_path):
+    """With orjson absent, the standard library does all the JSON work (a fresh interpreter)."""
+    script = tmp_path / "no_orjson.py"
+    script.write_text(
+        "import sys\n"
+        "sys.modules['orjson'] = None  # as if not installed\n"
+        "import json, math\n"
+        "from mjasync import _json\n"
+        "from mjasync._converter import parse_task\n"
+        "assert _json.loads is _json._stdlib_loads\n"
+        "payload = {'id': 12345678901234567890123, 'status': 'SUCCESS', 'x': math.inf,\n"
+        "           'buttons': [{'customId': 'MJ::JOB::upsample::1::h', 'label': 'U1'}]}\n"
+        "task = parse_task(payload)\n"
+        "assert task.id == '12345678901234567890123' and task.buttons[0].label == 'U1'\n"
+        "assert dict(task.raw) == payload\n"
+        "assert _json.loads(json.dumps([payload]).encode()) == [payload]\n"
+        "print('ok')\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
