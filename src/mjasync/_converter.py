@@ -12,7 +12,6 @@ import re
 import sys
 from collections.abc import Callable, Iterator, KeysView, Mapping
 from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Any, TypeVar
 
 import cattrs
@@ -24,6 +23,7 @@ from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus
 
 __all__ = [
     "CompactPayload",
+    "ReadOnlyMapping",
     "converter",
     "parse_epoch_millis",
     "parse_progress",
@@ -39,7 +39,7 @@ _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and a bounded length,
 # since int() refuses strings of more than 4300 digits.
 _INT_TEXT = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
-_EMPTY: Mapping[str, Any] = MappingProxyType({})
+_EMPTY: Mapping[str, Any]  # an empty ReadOnlyMapping, set below its class
 
 
 def parse_progress(value: object) -> int | None:
@@ -157,10 +157,52 @@ def parse_status(value: object) -> TaskStatus:
 def _mapping(value: object, _: object = None) -> Mapping[str, Any]:
     if isinstance(value, dict) and value:
         # A view, not a copy: payloads are freshly decoded JSON that nothing else changes.
-        return MappingProxyType(value)
+        return ReadOnlyMapping(value)
     if isinstance(value, Mapping) and value:
-        return MappingProxyType(dict(value))
+        return ReadOnlyMapping(dict(value))
     return _EMPTY
+
+
+class ReadOnlyMapping(Mapping[str, Any]):
+    """A read-only view of a dict that, unlike ``MappingProxyType``, pickles and deep-copies.
+
+    ``Task.properties`` is one, so tasks can cross process boundaries (multiprocessing,
+    caches) like any other value.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def __eq__(self, other: object) -> bool:
+        return self._data == other if isinstance(other, Mapping) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # like a dict: equal by value, so unhashable
+
+    def __repr__(self) -> str:
+        return f"ReadOnlyMapping({self._data!r})"
+
+    def __reduce__(self) -> tuple[type[ReadOnlyMapping], tuple[dict[str, Any]]]:
+        return (ReadOnlyMapping, (self._data,))
+
+
+_EMPTY = ReadOnlyMapping({})
 
 
 class CompactPayload(Mapping[str, Any]):

@@ -306,8 +306,11 @@ def test_raw_is_kept_compact_and_reads_back_exactly(extra: dict[str, Any]) -> No
         task.raw["status"] = "FAILURE"  # type: ignore[index]
     # Kept as JSON text until read: a fraction of the decoded payload's weight.
     assert len(task.raw._json) < 2 * len(repr(payload))  # type: ignore[attr-defined]
-    copy = pickle.loads(pickle.dumps(task.raw))
-    assert copy == task.raw and dict(copy) == payload
+    copy = pickle.loads(pickle.dumps(task))  # tasks cross process boundaries intact
+    assert copy == task and dict(copy.raw) == payload and copy.buttons == task.buttons
+    assert copy.properties == task.properties and copy.final_prompt == task.final_prompt
+    with pytest.raises(TypeError):
+        task.properties["finalPrompt"] = "x"  # type: ignore[index]
 
 
 @pytest.mark.parametrize("buttons", [None, "U1", 5, {"customId": "x"}, [None, 3, {"label": "U1"}]])
