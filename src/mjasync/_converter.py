@@ -39,7 +39,7 @@ _PERCENT = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*%?\s*$")
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses; and a bounded length,
 # since int() refuses strings of more than 4300 digits.
 _INT_TEXT = re.compile(r"^\s*-?[0-9]{1,30}\s*$")
-_EMPTY: Mapping[str, Any]  # an empty ReadOnlyMapping, set below its class
+_EMPTY: Mapping[str, Any]  # an empty ReadOnlyMapping, made below its class
 
 
 def parse_progress(value: object) -> int | None:
@@ -173,63 +173,11 @@ class ReadOnlyMapping(Mapping[str, Any]):
     __slots__ = ("_data",)
 
     def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def __eq__(self, other: object) -> bool:
-        return self._data == other if isinstance(other, Mapping) else NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # like a dict: equal by value, so unhashable
-
-    def __repr__(self) -> str:
-        return f"ReadOnlyMapping({self._data!r})"
-
-    def __reduce__(self) -> tuple[type[ReadOnlyMapping], tuple[dict[str, Any]]]:
-        return (ReadOnlyMapping, (self._data,))
-
-
-_EMPTY = ReadOnlyMapping({})
-
-
-class CompactPayload(Mapping[str, Any]):
-    """A task payload kept as compact JSON and decoded on first read (``Task.raw``).
-
-    A finished task's decoded payload weighs about three times its JSON; a batch holding
-    10,000 results keeps the JSON, and only the payloads somebody reads are decoded (and then
-    kept). Read-only; equal to any mapping with the same items.
-    """
-
-    __slots__ = ("_decoded", "_json")
-
-    def __init__(self, payload: Mapping[str, Any]) -> None:
-        self._json = dumps(payload)
-        self._decoded: dict[str, Any] | None = None
-
-    @classmethod
-    def _from_json(cls, data: bytes | str) -> CompactPayload:
-        self = cls.__new__(cls)
-        self._json, self._decoded = data, None
-        return self
+        self._data: dict[str, Any] | None = data
 
     def _dict(self) -> dict[str, Any]:
-        if self._decoded is None:
-            value = loads_dumped(self._json)
-            self._decoded = value if isinstance(value, dict) else {}
-        return self._decoded
+        assert self._data is not None
+        return self._data
 
     def __getitem__(self, key: str) -> Any:
         return self._dict()[key]
@@ -250,16 +198,50 @@ class CompactPayload(Mapping[str, Any]):
         return self._dict().get(key, default)
 
     def __eq__(self, other: object) -> bool:
-        if isinstance(other, CompactPayload):
+        if isinstance(other, ReadOnlyMapping):
             return self._dict() == other._dict()
         return self._dict() == other if isinstance(other, Mapping) else NotImplemented
 
     __hash__ = None  # type: ignore[assignment]  # like a dict: equal by value, so unhashable
 
     def __repr__(self) -> str:
-        return f"CompactPayload({self._dict()!r})"
+        return f"{type(self).__name__}({self._dict()!r})"
 
-    def __reduce__(self) -> tuple[Callable[[bytes | str], CompactPayload], tuple[bytes | str]]:
+    def __reduce__(self) -> tuple[Callable[..., ReadOnlyMapping], tuple[Any, ...]]:
+        return (ReadOnlyMapping, (self._dict(),))
+
+
+_EMPTY = ReadOnlyMapping({})
+
+
+class CompactPayload(ReadOnlyMapping):
+    """A task payload kept as compact JSON and decoded on first read (``Task.raw``).
+
+    A finished task's decoded payload weighs about three times its JSON; a batch holding
+    10,000 results keeps the JSON, and only the payloads somebody reads are decoded (and then
+    kept). Read-only; equal to any mapping with the same items.
+    """
+
+    __slots__ = ("_json",)
+
+    def __init__(self, payload: Mapping[str, Any]) -> None:
+        # No super().__init__: the decoded dict is what is left out until first read.
+        self._json = dumps(payload)
+        self._data = None
+
+    @classmethod
+    def _from_json(cls, data: bytes | str) -> CompactPayload:
+        self = cls.__new__(cls)
+        self._json, self._data = data, None
+        return self
+
+    def _dict(self) -> dict[str, Any]:
+        if self._data is None:
+            value = loads_dumped(self._json)
+            self._data = value if isinstance(value, dict) else {}
+        return self._data
+
+    def __reduce__(self) -> tuple[Callable[..., ReadOnlyMapping], tuple[Any, ...]]:
         return (CompactPayload._from_json, (self._json,))
 
 
