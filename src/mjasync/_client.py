@@ -535,9 +535,10 @@ class Client:
             log.info("task %s: upstream cancel failed: %s", task_id, exc)
 
     @staticmethod
-    def _initial_event(request: Request, submission: Submission) -> ProgressEvent:
+    def _initial_event(
+        request: Request, submission: Submission, status: TaskStatus
+    ) -> ProgressEvent:
         """The first event of a job: what its submit answer said (a stand-in task)."""
-        status = _submitted_status(submission)
         assert submission.task_id is not None
         stand_in = Task(
             id=submission.task_id,
@@ -583,14 +584,12 @@ class Client:
         mode: str | None,
         slot: Slot,
         *,
-        permit_held: bool = False,
+        pooled: bool = False,
     ) -> Job:
         """Submit while holding ``slot``; the slot goes back if the submit fails."""
         tracker = self._open_tracker()
         try:
-            submission = await self._scheduler.submit(
-                request.route, body, mode, permit_held=permit_held
-            )
+            submission = await self._scheduler.submit(request.route, body, mode, pooled=pooled)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._limiter.release(slot)
@@ -603,13 +602,14 @@ class Client:
             submission.code,
             extra={"task_id": submission.task_id},
         )
+        status = _submitted_status(submission)
         watch = tracker.add(
             submission.task_id,
             mode,
             request=request,
             slot=slot,
-            status=_submitted_status(submission),
-            initial=partial(self._initial_event, request, submission),
+            status=status,
+            initial=partial(self._initial_event, request, submission, status),
         )
         return self._job(watch)
 
@@ -1021,7 +1021,7 @@ class Client:
                 slot = await self._scheduler.acquire(mode_value)
                 try:
                     job = await self._submit_with_slot(
-                        ordered[position], bodies[position], mode_value, slot, permit_held=True
+                        ordered[position], bodies[position], mode_value, slot, pooled=True
                     )
                 except MjError as exc:
                     self._failed += 1

@@ -537,7 +537,7 @@ class Tracker:
             # decoded payload at once.
             now = _now()
             for payload in payloads:
-                if not isinstance(payload, dict) and not isinstance(payload, Mapping):
+                if type(payload) is not dict and not isinstance(payload, Mapping):  # dict: fast
                     continue
                 task_id = parse_task_id(payload.get("id"))
                 if task_id is None:

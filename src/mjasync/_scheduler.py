@@ -83,22 +83,6 @@ class Scheduler:
         self._random = random
         self._posts = anyio.Semaphore(posts_at_once)
 
-    async def post_permit(self) -> None:
-        """Wait until fewer than ``posts_at_once`` submits are being sent.
-
-        Callers that start a task per submit take the permit first, so 10,000 queued jobs
-        are 10,000 waiting requests, not 10,000 suspended tasks. Give it back with
-        :meth:`release_post_permit`.
-        """
-        try:
-            self._posts.acquire_nowait()  # the common case, without a trip through the loop
-        except anyio.WouldBlock:
-            await self._posts.acquire()
-
-    def release_post_permit(self) -> None:
-        """Give back a permit taken with :meth:`post_permit`."""
-        self._posts.release()
-
     async def acquire(self, mode: str | None) -> Slot:
         """Wait for a free slot in ``mode``'s budget (back-pressure for big batches)."""
         return await self.limiter.acquire(mode)
@@ -109,23 +93,28 @@ class Scheduler:
         body: Mapping[str, Any],
         mode: str | None,
         *,
-        permit_held: bool = False,
+        pooled: bool = False,
     ) -> Submission:
         """Submit with a slot already held; resubmit the same body after refusals.
 
-        Takes a post permit for the duration unless the caller holds one (``permit_held``).
+        At most ``posts_at_once`` such submits run at a time, so 10,000 concurrent callers
+        wait here rather than inside aiohttp's connection pool. ``pooled``: the caller is one
+        of a fixed pool of submitters (``gather``), which bounds the POSTs itself.
 
         Raises:
             QueueFullError, RateLimitError: refused for longer than ``max_wait``.
             SubmissionUncertainError, APIError, TransportError: as the wire API raises them.
         """
-        if permit_held:
+        if pooled:
             return await self._submit(route, body, mode)
-        await self.post_permit()
+        try:
+            self._posts.acquire_nowait()  # the common case, without a trip through the loop
+        except anyio.WouldBlock:
+            await self._posts.acquire()
         try:
             return await self._submit(route, body, mode)
         finally:
-            self.release_post_permit()
+            self._posts.release()
 
     async def _submit(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
         started = anyio.current_time()
