@@ -106,13 +106,21 @@ def summarize_py_spy(raw: Path, top: int) -> str:
 
 #: (module, attribute, label): synchronous functions timed by ``--hotspots``.
 HOTSPOTS = (
-    ("mjasync._poller", "Tracker._apply", "Tracker._apply (compare, parse, event, broadcast)"),
-    ("mjasync._poller", "parse_task", "  of which parse_task (payload -> Task)"),
-    ("mjasync._poller", "Tracker._broadcast", "  of which Tracker._broadcast"),
-    ("mjasync._poller", "Tracker._check_stalls", "Tracker._check_stalls (all watches, each wake)"),
-    ("mjasync._api", "interpret", "interpret (status checks + JSON decode)"),
+    (
+        "mjasync._jobs.tracker",
+        "Tracker._apply",
+        "Tracker._apply (compare, parse, event, broadcast)",
+    ),
+    ("mjasync._jobs.tracker", "parse_task", "  of which parse_task (payload -> Task)"),
+    ("mjasync._jobs.tracker", "Tracker._broadcast", "  of which Tracker._broadcast"),
+    (
+        "mjasync._jobs.tracker",
+        "Tracker._check_stalls",
+        "Tracker._check_stalls (all watches, each wake)",
+    ),
+    ("mjasync._wire.api", "interpret", "interpret (status checks + JSON decode)"),
     ("mjasync._client", "Client.request_body", "Client.request_body"),
-    ("mjasync._poller", "Tracker.add", "Tracker.add"),
+    ("mjasync._jobs.tracker", "Tracker.add", "Tracker.add"),
 )
 
 

@@ -29,7 +29,9 @@ from collections.abc import Callable
 from typing import Any
 
 import mjasync
-from mjasync._webhook import WebhookReceiver  # also mjasync.WebhookReceiver once exported
+from mjasync._integrations.webhook import (
+    WebhookReceiver,  # also mjasync.WebhookReceiver once exported
+)
 from mjasync.testing import FakeMidjourney
 
 KEY = "sk-test"

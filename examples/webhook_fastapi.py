@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 import mjasync
-from mjasync._webhook import WebhookReceiver  # also mjasync.WebhookReceiver
+from mjasync._integrations.webhook import WebhookReceiver  # also mjasync.WebhookReceiver
 
 receiver = WebhookReceiver(None, public_url=os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000"))
 state: dict[str, mjasync.Client] = {}

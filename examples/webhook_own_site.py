@@ -18,7 +18,7 @@ import os
 from contextlib import AsyncExitStack
 
 import mjasync
-from mjasync._webhook import WebhookReceiver  # also mjasync.WebhookReceiver
+from mjasync._integrations.webhook import WebhookReceiver  # also mjasync.WebhookReceiver
 from mjasync.testing import FakeMidjourney
 
 

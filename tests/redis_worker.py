@@ -22,7 +22,7 @@ import anyio
 import redis.asyncio
 
 import mjasync
-from mjasync._redis import RedisLimiter
+from mjasync._integrations.redis_limiter import RedisLimiter
 
 # KEYS: active, peak. Increment the holders and raise the peak if needed, in one step.
 ENTER = """

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from PIL import Image
 
-from mjasync._download import (
+from mjasync._batch.download import (
     PART_SUFFIX,
     Downloader,
     DownloadError,

@@ -17,8 +17,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mjasync._errors import MjError
-from mjasync._journal import (
+from mjasync._batch.journal import (
     SCHEMA_VERSION,
     Journal,
     JournalEntry,
@@ -30,6 +29,7 @@ from mjasync._journal import (
     plan_resume,
     request_key,
 )
+from mjasync._errors import MjError
 from mjasync._models import TaskStatus
 
 pytestmark = pytest.mark.anyio
@@ -486,7 +486,7 @@ async def test_failed_task_can_be_retried_as_a_new_attempt(path: Path) -> None:
 CRASH_SCRIPT = textwrap.dedent(
     """
     import asyncio, os, signal, sys
-    from mjasync._journal import Journal, request_key
+    from mjasync._batch.journal import Journal, request_key
 
     async def main(path):
         journal = await Journal.open(path, progress_interval=3600)

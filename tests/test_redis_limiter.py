@@ -25,8 +25,8 @@ import pytest
 import redis.asyncio
 
 from mjasync import LimiterError
-from mjasync._limiter import AimdState, Limiter, LimiterStatistics, next_limit
-from mjasync._redis import RedisLimiter, redact_url
+from mjasync._integrations.redis_limiter import RedisLimiter, redact_url
+from mjasync._jobs.limiter import AimdState, Limiter, LimiterStatistics, next_limit
 from redis_server import RedisServer, free_port
 from redis_support import (
     MARGIN,
@@ -107,9 +107,9 @@ def test_missing_redis_package_names_the_extra() -> None:
     # what to install.
     code = (
         "import sys; sys.modules['redis'] = None\n"
-        "import mjasync, mjasync._redis\n"
+        "import mjasync, mjasync._integrations.redis_limiter\n"
         "try:\n"
-        "    mjasync._redis.RedisLimiter('redis://h', name='n')\n"
+        "    mjasync._integrations.redis_limiter.RedisLimiter('redis://h', name='n')\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 import mjasync
 from mjasync import TaskStatus
-from mjasync._events import status_rank
-from mjasync._webhook import WebhookReceiver, validate_push
+from mjasync._integrations.webhook import WebhookReceiver, validate_push
+from mjasync._jobs.events import status_rank
 from mjasync.testing import FakeMidjourney, Faults
 
 pytestmark = pytest.mark.anyio

@@ -33,9 +33,11 @@ from ._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from ._events import ProgressEvent
-from ._jobs import Job
-from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.events import ProgressEvent
+from ._jobs.job import Job
+from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.submitter import RefusalPolicy
+from ._jobs.tracker import PollSettings
 from ._models import (
     Button,
     ButtonKind,
@@ -45,14 +47,21 @@ from ._models import (
     TaskAction,
     TaskStatus,
 )
-from ._poller import PollSettings
 from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
-from ._retry import RetryPolicy
-from ._scheduler import RefusalPolicy
+from ._wire.retry import RetryPolicy
 
 if _typing.TYPE_CHECKING:
-    from ._batch import Batch, run_batch
-    from ._batch_types import (
+    from ._batch.batch import Batch, run_batch
+    from ._batch.download import Downloader, DownloadResult, split_grid
+    from ._batch.journal import (
+        Journal,
+        JournalEntry,
+        JournalState,
+        JournalStore,
+        ResumePlan,
+        request_key,
+    )
+    from ._batch.types import (
         BatchEvent,
         BatchEventKind,
         BatchOutcome,
@@ -60,35 +69,33 @@ if _typing.TYPE_CHECKING:
         PromptResult,
         RequestResult,
     )
-    from ._download import Downloader, DownloadResult, split_grid
-    from ._journal import Journal, JournalEntry, JournalState, JournalStore, ResumePlan, request_key
-    from ._redis import RedisLimiter
-    from ._webhook import PushVerdict, WebhookReceiver, WebhookStatistics
+    from ._integrations.redis_limiter import RedisLimiter
+    from ._integrations.webhook import PushVerdict, WebhookReceiver, WebhookStatistics
 
 # Batch, downloads, journal, Redis and webhook code (sqlite3, aiohttp.web, ...) load on first
 # use: `import mjasync` stays cheap for a web app that only awaits images.
 _LAZY = {
-    "Batch": "._batch",
-    "run_batch": "._batch",
-    "BatchEvent": "._batch_types",
-    "BatchEventKind": "._batch_types",
-    "BatchOutcome": "._batch_types",
-    "BatchSummary": "._batch_types",
-    "PromptResult": "._batch_types",
-    "RequestResult": "._batch_types",
-    "Downloader": "._download",
-    "DownloadResult": "._download",
-    "split_grid": "._download",
-    "Journal": "._journal",
-    "JournalEntry": "._journal",
-    "JournalState": "._journal",
-    "JournalStore": "._journal",
-    "ResumePlan": "._journal",
-    "request_key": "._journal",
-    "RedisLimiter": "._redis",
-    "PushVerdict": "._webhook",
-    "WebhookReceiver": "._webhook",
-    "WebhookStatistics": "._webhook",
+    "Batch": "._batch.batch",
+    "run_batch": "._batch.batch",
+    "BatchEvent": "._batch.types",
+    "BatchEventKind": "._batch.types",
+    "BatchOutcome": "._batch.types",
+    "BatchSummary": "._batch.types",
+    "PromptResult": "._batch.types",
+    "RequestResult": "._batch.types",
+    "Downloader": "._batch.download",
+    "DownloadResult": "._batch.download",
+    "split_grid": "._batch.download",
+    "Journal": "._batch.journal",
+    "JournalEntry": "._batch.journal",
+    "JournalState": "._batch.journal",
+    "JournalStore": "._batch.journal",
+    "ResumePlan": "._batch.journal",
+    "request_key": "._batch.journal",
+    "RedisLimiter": "._integrations.redis_limiter",
+    "PushVerdict": "._integrations.webhook",
+    "WebhookReceiver": "._integrations.webhook",
+    "WebhookStatistics": "._integrations.webhook",
 }
 
 __all__ = [

@@ -21,13 +21,14 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._api import WireAPI
 from ._errors import MjError, TaskError, TaskTimeoutError, UnsupportedEndpointError
-from ._events import ProgressEvent
-from ._jobs import Job, result_of
-from ._limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.background import BackgroundTasks
+from ._jobs.events import ProgressEvent
+from ._jobs.job import Job, result_of
+from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.submitter import POSTS_AT_ONCE, RefusalPolicy, Scheduler
+from ._jobs.tracker import PollSettings, Tracker, Watch
 from ._models import Button, ButtonKind, Submission, Task, TaskAction, TaskStatus
-from ._poller import PollSettings, Tracker, Watch
 from ._requests import (
     Action,
     Blend,
@@ -39,10 +40,6 @@ from ._requests import (
     Shorten,
     legacy_change,
 )
-from ._retry import RetryPolicy
-from ._scheduler import POSTS_AT_ONCE, RefusalPolicy, Scheduler
-from ._tasks import BackgroundTasks
-from ._transport import AuthScheme, Transport, check_mode
 from ._validation import (
     DEFAULT_MAX_IMAGE_BYTES,
     ImageInput,
@@ -52,6 +49,9 @@ from ._validation import (
     check_timeout,
     data_url_size,
 )
+from ._wire.api import WireAPI
+from ._wire.retry import RetryPolicy
+from ._wire.transport import AuthScheme, Transport, check_mode
 
 __all__ = ["Client", "ClientStatistics", "ModeStatistics"]
 

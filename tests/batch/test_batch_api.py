@@ -13,8 +13,8 @@ import anyio
 import pytest
 
 import mjasync
-from mjasync._batch import Batch, run_batch
-from mjasync._batch_types import (
+from mjasync._batch.batch import Batch, run_batch
+from mjasync._batch.types import (
     BatchEventKind,
     BatchOutcome,
     BatchSummary,

@@ -10,7 +10,7 @@ import anyio
 import pytest
 from rich.console import Console
 
-from mjasync._batch_types import BatchEvent, BatchEventKind
+from mjasync._batch.types import BatchEvent, BatchEventKind
 from mjasync._models import TaskStatus
 from mjasync.cli._display import LiveView
 

@@ -1,7 +1,7 @@
 """``mjasync batch`` SIGKILLed at exact points of the journal protocol, then run again.
 
 ``MJASYNC_CRASH_AT=NAME[:K]`` makes the batch process kill itself (SIGKILL) the K-th time it
-passes the crash point NAME (see ``mjasync._crashpoints``), so every kill lands where it is
+passes the crash point NAME (see ``mjasync._batch.crashpoints``), so every kill lands where it is
 meant to, with nothing else in flight that could make the outcome depend on timing:
 
 * ``submit.intent``: the intent is committed, the POST is not sent. Concurrency 1 and K=3,

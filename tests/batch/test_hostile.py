@@ -22,9 +22,9 @@ from aiohttp import web
 from PIL import Image
 
 import mjasync
-from mjasync._batch import run_batch
-from mjasync._batch_types import BatchOutcome
-from mjasync._download import task_image_filename
+from mjasync._batch.batch import run_batch
+from mjasync._batch.download import task_image_filename
+from mjasync._batch.types import BatchOutcome
 
 from ._support import assert_real_png, files_under
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import mjasync
-from mjasync._batch import run_batch
-from mjasync._batch_types import BatchOutcome
+from mjasync._batch.batch import run_batch
+from mjasync._batch.types import BatchOutcome
 from mjasync.testing import FaultRates, Faults
 
 from ._support import read_manifest

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 import mjasync
-from mjasync._api import RouteKind, interpret
 from mjasync._converter import parse_submission, parse_task
-from mjasync._transport import Response
+from mjasync._wire.api import RouteKind, interpret
+from mjasync._wire.transport import Response
 
 from .conftest import FUZZ
 from .strategies import BODIES, CONTENT_TYPES, RETRY_AFTER, STATUS_CODES, submit_answers

@@ -9,7 +9,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from mjasync._converter import parse_epoch_millis, parse_progress, parse_task_id
-from mjasync._retry import parse_retry_after
+from mjasync._wire.retry import parse_retry_after
 
 from .conftest import FUZZ
 from .strategies import EPOCH, JUNK, PROGRESS, RETRY_AFTER, TRICKY_TEXT

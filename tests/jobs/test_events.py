@@ -10,7 +10,7 @@ import pytest
 
 import mjasync
 from mjasync import TaskStatus
-from mjasync._events import status_rank
+from mjasync._jobs.events import status_rank
 
 pytestmark = pytest.mark.anyio
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mjasync import ProgressEvent, TaskStatus
-from mjasync._events import EventQueue, is_advance
-from mjasync._limiter import AimdState, LocalLimiter, next_limit
-from mjasync._poller import PollSettings, estimated_time_left, next_poll_interval
+from mjasync._jobs.events import EventQueue, is_advance
+from mjasync._jobs.limiter import AimdState, LocalLimiter, next_limit
+from mjasync._jobs.tracker import PollSettings, estimated_time_left, next_poll_interval
 
 S = TaskStatus
 

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import mjasync
-from mjasync._events import status_rank
+from mjasync._jobs.events import status_rank
 
 from .conftest import client_for, prompts, sim
 

@@ -24,9 +24,9 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 import mjasync
-from mjasync._api import WireAPI
-from mjasync._retry import RetryPolicy
-from mjasync._transport import Transport
+from mjasync._wire.api import WireAPI
+from mjasync._wire.retry import RetryPolicy
+from mjasync._wire.transport import Transport
 
 KEY = "sk-test0123456789SECRETabcd"
 REDACTED = "sk-…abcd"

@@ -1,6 +1,6 @@
 """Every server answer the protocol doc lists maps to the most specific error.
 
-Each case runs twice: through :func:`mjasync._api.interpret` directly (pure), and over real
+Each case runs twice: through :func:`mjasync._wire.api.interpret` directly (pure), and over real
 HTTP through ``Client`` against the loopback server, where the message must name the request.
 """
 
@@ -28,9 +28,9 @@ from mjasync import (
     ServerError,
     UnsupportedEndpointError,
 )
-from mjasync._api import interpret
-from mjasync._retry import is_retryable
-from mjasync._transport import Response
+from mjasync._wire.api import interpret
+from mjasync._wire.retry import is_retryable
+from mjasync._wire.transport import Response
 
 from .conftest import LoopbackServer, Reply, load_fixture, reply, spring_404
 

@@ -24,7 +24,7 @@ from mjasync import (
     TransportError,
     UnsupportedEndpointError,
 )
-from mjasync._retry import backoff_delay, is_retryable, parse_retry_after, retry_delay
+from mjasync._wire.retry import backoff_delay, is_retryable, parse_retry_after, retry_delay
 
 from .conftest import (
     RESET,

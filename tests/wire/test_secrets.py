@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 import mjasync
-from mjasync._transport import redact_key
+from mjasync._wire.transport import redact_key
 
 from .conftest import (
     KEY,

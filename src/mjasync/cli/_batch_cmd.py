@@ -13,8 +13,8 @@ from typing import Any, Literal
 import anyio
 import click
 
-from .._batch import Batch, UpscaleChoice
-from .._batch_types import BatchSummary
+from .._batch.batch import Batch, UpscaleChoice
+from .._batch.types import BatchSummary
 from .._requests import Imagine
 from ._config import (
     EXIT_FAILED,

@@ -14,8 +14,8 @@ import aiohttp
 import click
 from rich.console import Console
 
+from .._batch.download import Downloader
 from .._client import Client
-from .._download import Downloader
 from .._models import Task, TaskAction
 from .._requests import Describe, Imagine, Request
 from ._config import (

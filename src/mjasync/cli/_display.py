@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._batch_types import BatchEvent, BatchEventKind, BatchOutcome, BatchSummary
+from .._batch.types import BatchEvent, BatchEventKind, BatchOutcome, BatchSummary
 
 __all__ = ["LiveView", "PlainView", "View"]
 

@@ -16,8 +16,8 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._converter import parse_submission, parse_task, parse_task_id
-from ._errors import (
+from .._converter import parse_submission, parse_task, parse_task_id
+from .._errors import (
     APIError,
     AuthenticationError,
     BannedPromptError,
@@ -32,11 +32,11 @@ from ._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from ._json import loads
-from ._limiter import mode_key
-from ._models import Submission, Task
-from ._retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
-from ._transport import Response, Transport
+from .._jobs.limiter import mode_key
+from .._json import loads
+from .._models import Submission, Task
+from .retry import RetryPolicy, is_retryable, parse_retry_after, retry_delay
+from .transport import Response, Transport
 
 __all__ = ["RouteKind", "WireAPI", "WireCounters", "interpret"]
 
@@ -277,7 +277,7 @@ Sleep = Callable[[float], Awaitable[None]]
 
 
 class WireAPI:
-    """One method per endpoint, with the retry rules of :mod:`mjasync._retry`.
+    """One method per endpoint, with the retry rules of :mod:`mjasync._wire.retry`.
 
     Args:
         transport: where requests go.

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import anyio
 import attrs
 
-from ._errors import MjError
-from ._models import Task, TaskStatus
+from .._errors import MjError
+from .._models import Task, TaskStatus
 
 __all__ = ["EventQueue", "ProgressEvent", "is_advance", "status_rank"]
 

@@ -34,10 +34,10 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
-from ._converter import parse_task_id
+from .._converter import parse_task_id
 
 if TYPE_CHECKING:
-    from ._poller import Tracker
+    from .._jobs.tracker import Tracker
 
 __all__ = [
     "ASGIApp",

@@ -1,7 +1,7 @@
 """What a batch reports: one event per step, one result per prompt, one summary per run.
 
 All of these are frozen value objects, so a notebook can keep them, compare them and print
-them without surprises. The runner that produces them lives in :mod:`mjasync._batch`.
+them without surprises. The runner that produces them lives in :mod:`mjasync._batch.batch`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from ._models import TaskStatus
+from .._models import TaskStatus
 
 __all__ = [
     "BatchEvent",

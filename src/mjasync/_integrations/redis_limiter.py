@@ -13,7 +13,7 @@ A waiter that is refused listens on ``mjasync:{name}:<mode>:released``, where ev
 is published, and otherwise retries when the earliest lease would expire.
 
 ``concurrency="auto"`` keeps the AIMD state in a hash ``mjasync:{name}:<mode>:aimd``. The rule
-itself stays the pure :func:`~mjasync._limiter.next_limit`; Redis only provides a
+itself stays the pure :func:`~mjasync._jobs.limiter.next_limit`; Redis only provides a
 compare-and-set script, so every process applies the same rule to the same shared state.
 """
 
@@ -38,8 +38,8 @@ import anyio.lowlevel
 import anyio.to_thread
 import attrs
 
-from ._errors import LimiterError
-from ._limiter import AimdState, LimiterStatistics, Outcome, Slot, mode_key, next_limit
+from .._errors import LimiterError
+from .._jobs.limiter import AimdState, LimiterStatistics, Outcome, Slot, mode_key, next_limit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -532,7 +532,7 @@ class RedisLimiter:
         await self._remove(state, [slot.lease_id])
 
     async def feedback(self, mode: str | None, outcome: Outcome) -> None:
-        """Apply :func:`~mjasync._limiter.next_limit` to the shared AIMD state (``"auto"`` only).
+        """Apply :func:`~mjasync._jobs.limiter.next_limit` to the shared AIMD state ("auto" only).
 
         The new state is written with a compare-and-set script, retried on the state another
         process wrote meanwhile, so concurrent feedback is never lost. If Redis cannot be
@@ -724,7 +724,7 @@ class RedisLimiter:
     async def _close_pubsub(self, pubsub: PubSub) -> None:
         try:
             with anyio.move_on_after(self._timeout):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
         except _redis_errors() as exc:
             _LOG.debug("closing a Redis pub/sub connection: %s", exc)
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
 
-from ._batch_types import BatchOutcome, PromptResult
+from .types import BatchOutcome, PromptResult
 
 __all__ = ["render_index", "render_manifest", "write_atomic"]
 

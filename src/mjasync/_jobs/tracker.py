@@ -18,9 +18,8 @@ from typing import Any, Literal
 import anyio
 import attrs
 
-from ._api import WireAPI
-from ._converter import parse_progress, parse_status, parse_task, parse_task_id
-from ._errors import (
+from .._converter import parse_progress, parse_status, parse_task, parse_task_id
+from .._errors import (
     AuthenticationError,
     MjError,
     NotFoundError,
@@ -30,10 +29,11 @@ from ._errors import (
     TaskStalledError,
     UnsupportedEndpointError,
 )
-from ._events import EventQueue, ProgressEvent, is_advance
-from ._limiter import Slot, mode_key
-from ._models import Task, TaskStatus
-from ._tasks import BackgroundTasks
+from .._models import Task, TaskStatus
+from .._wire.api import WireAPI
+from .background import BackgroundTasks
+from .events import EventQueue, ProgressEvent, is_advance
+from .limiter import Slot, mode_key
 
 __all__ = ["PollSettings", "Tracker", "Watch", "estimated_time_left", "next_poll_interval"]
 

@@ -7,11 +7,11 @@ from contextlib import AbstractContextManager, nullcontext
 
 import anyio
 
-from ._errors import MjError, TaskError, TaskFailedError, TaskTimeoutError
-from ._events import ProgressEvent
-from ._models import Task, TaskStatus
-from ._poller import Tracker, Watch
-from ._validation import check_timeout
+from .._errors import MjError, TaskError, TaskFailedError, TaskTimeoutError
+from .._models import Task, TaskStatus
+from .._validation import check_timeout
+from .events import ProgressEvent
+from .tracker import Tracker, Watch
 
 __all__ = ["Job", "result_of"]
 

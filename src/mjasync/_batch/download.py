@@ -30,10 +30,10 @@ import anyio.to_thread
 import attrs
 from yarl import URL
 
-from ._crashpoints import crash_point
-from ._errors import DownloadError
-from ._models import Task, TaskAction
-from ._validation import sniff_image_type as sniff_image_mime
+from .._errors import DownloadError
+from .._models import Task, TaskAction
+from .._validation import sniff_image_type as sniff_image_mime
+from .crashpoints import crash_point
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

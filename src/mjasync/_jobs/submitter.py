@@ -18,11 +18,11 @@ from typing import Any
 import anyio
 import attrs
 
-from ._api import WireAPI
-from ._errors import QueueFullError, RateLimitError
-from ._limiter import Limiter, Slot
-from ._models import Submission
-from ._retry import RetryPolicy, backoff_delay
+from .._errors import QueueFullError, RateLimitError
+from .._models import Submission
+from .._wire.api import WireAPI
+from .._wire.retry import RetryPolicy, backoff_delay
+from .limiter import Limiter, Slot
 
 __all__ = ["POSTS_AT_ONCE", "RefusalPolicy", "Scheduler"]
 

@@ -7,7 +7,7 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from ._download import Downloader, DownloadResult
+from .download import Downloader, DownloadResult
 
 __all__ = ["CountingDownloader", "missing_files", "relative_names", "sweep_parts"]
 

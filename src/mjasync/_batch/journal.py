@@ -37,8 +37,8 @@ import anyio
 import anyio.to_thread
 import attrs
 
-from ._errors import JournalError, JournalStateError, JournalVersionError
-from ._models import TaskStatus
+from .._errors import JournalError, JournalStateError, JournalVersionError
+from .._models import TaskStatus
 
 __all__ = [
     "SCHEMA_VERSION",

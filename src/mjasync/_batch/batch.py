@@ -27,13 +27,13 @@ import aiohttp
 import anyio
 import anyio.to_thread
 
-from ._batch_files import CountingDownloader
-from ._batch_runner import PromptSpec, Runner, UnitSpec
-from ._batch_slots import SlotGate
-from ._batch_types import BatchEvent, BatchSummary
-from ._client import Client
-from ._journal import Journal, JournalStore, request_key
-from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from .._client import Client
+from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from .files import CountingDownloader
+from .journal import Journal, JournalStore, request_key
+from .runner import PromptSpec, Runner, UnitSpec
+from .slots import SlotGate
+from .types import BatchEvent, BatchSummary
 
 __all__ = ["Batch", "UpscaleChoice", "run_batch"]
 

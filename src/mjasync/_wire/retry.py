@@ -16,7 +16,7 @@ from typing import Literal
 
 import attrs
 
-from ._errors import (
+from .._errors import (
     APIError,
     MjError,
     ProtocolError,

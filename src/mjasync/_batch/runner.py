@@ -24,14 +24,9 @@ import anyio.abc
 import anyio.to_thread
 import attrs
 
-from ._batch_files import CountingDownloader, missing_files, relative_names, sweep_parts
-from ._batch_report import render_index, render_manifest, write_atomic
-from ._batch_slots import SlotGate
-from ._batch_types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
-from ._client import Client
-from ._converter import parse_task
-from ._crashpoints import crash_point
-from ._errors import (
+from .._client import Client
+from .._converter import parse_task
+from .._errors import (
     AuthenticationError,
     DownloadError,
     JournalError,
@@ -42,11 +37,16 @@ from ._errors import (
     TaskFailedError,
     TransportError,
 )
-from ._jobs import Job
-from ._journal import JournalEntry, JournalState, JournalStore, ResumePlan
-from ._limiter import Slot
-from ._models import Task, TaskStatus
-from ._requests import Action, Request
+from .._jobs.job import Job
+from .._jobs.limiter import Slot
+from .._models import Task, TaskStatus
+from .._requests import Action, Request
+from .crashpoints import crash_point
+from .files import CountingDownloader, missing_files, relative_names, sweep_parts
+from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
+from .report import render_index, render_manifest, write_atomic
+from .slots import SlotGate
+from .types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
 
 __all__ = ["PromptSpec", "Runner", "UnitSpec"]
 

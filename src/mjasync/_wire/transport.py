@@ -1,7 +1,7 @@
 """The HTTP seam: one aiohttp session, URL building, auth headers, and aiohttp errors mapped once.
 
 Nothing above this module imports aiohttp for requests. A :class:`Response` carries the bytes
-and the request it answers; deciding what those bytes mean is the job of :mod:`mjasync._api`.
+and the request it answers; deciding what those bytes mean is the job of :mod:`mjasync._wire.api`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import aiohttp
 import attrs
 from multidict import CIMultiDictProxy
 
-from ._errors import TransportError
-from ._json import dumps
+from .._errors import TransportError
+from .._json import dumps
 
 __all__ = ["AuthScheme", "Response", "Transport", "redact_key"]
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import anyio
 
-from ._client import Client
-from ._jobs import Job
-from ._limiter import Slot
-from ._requests import Request
-from ._validation import check_task_id
+from .._client import Client
+from .._jobs.job import Job
+from .._jobs.limiter import Slot
+from .._requests import Request
+from .._validation import check_task_id
 
 __all__ = ["SlotGate"]
 
