@@ -118,7 +118,7 @@ HOTSPOTS = (
         "Tracker._check_stalls",
         "Tracker._check_stalls (all watches, each wake)",
     ),
-    ("mjasync._wire.api", "interpret", "interpret (status checks + JSON decode)"),
+    ("mjasync._wire.interpret", "interpret", "interpret (status checks + JSON decode)"),
     ("mjasync._client", "Client.request_body", "Client.request_body"),
     ("mjasync._jobs.tracker", "Tracker.add", "Tracker.add"),
 )

@@ -22,9 +22,9 @@ from mjasync._batch.download import (
     DownloadError,
     contained_path,
     download_image,
+    image_kind,
     image_suffix,
     safe_filename,
-    sniff_image_type,
     split_grid,
     task_image_filename,
 )
@@ -320,12 +320,12 @@ def test_contained_path_rejects_escapes(tmp_path: Path) -> None:
 
 
 def test_sniff_image_type() -> None:
-    assert sniff_image_type(PNG[:16]) == "png"
-    assert sniff_image_type(JPEG[:16]) == "jpeg"
-    assert sniff_image_type(b"GIF89a\x01\x00\x01\x00\x00\x00") == "gif"
-    assert sniff_image_type(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "webp"
-    assert sniff_image_type(b"RIFF\x10\x00\x00\x00WAVEfmt ") is None
-    assert sniff_image_type(b"<!DOCTYPE html>") is None
+    assert image_kind(PNG[:16]) == "png"
+    assert image_kind(JPEG[:16]) == "jpeg"
+    assert image_kind(b"GIF89a\x01\x00\x01\x00\x00\x00") == "gif"
+    assert image_kind(b"RIFF\x10\x00\x00\x00WEBPVP8 ") == "webp"
+    assert image_kind(b"RIFF\x10\x00\x00\x00WAVEfmt ") is None
+    assert image_kind(b"<!DOCTYPE html>") is None
 
 
 # --------------------------------------------------------------------------- download_image

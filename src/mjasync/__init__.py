@@ -36,8 +36,8 @@ from ._errors import (
 from ._jobs.events import ProgressEvent
 from ._jobs.job import Job
 from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.pacing import PollSettings
 from ._jobs.submitter import RefusalPolicy
-from ._jobs.tracker import PollSettings
 from ._models import (
     Button,
     ButtonKind,

@@ -26,8 +26,9 @@ from ._jobs.background import BackgroundTasks
 from ._jobs.events import ProgressEvent
 from ._jobs.job import Job, result_of
 from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
+from ._jobs.pacing import PollSettings
 from ._jobs.submitter import POSTS_AT_ONCE, RefusalPolicy, Scheduler
-from ._jobs.tracker import PollSettings, Tracker, Watch
+from ._jobs.tracker import Tracker, Watch
 from ._models import Button, ButtonKind, Submission, Task, TaskAction, TaskStatus
 from ._requests import (
     Action,
@@ -50,8 +51,9 @@ from ._validation import (
     data_url_size,
 )
 from ._wire.api import WireAPI
+from ._wire.modes import check_mode
 from ._wire.retry import RetryPolicy
-from ._wire.transport import AuthScheme, Transport, check_mode
+from ._wire.transport import AuthScheme, Transport
 
 __all__ = ["Client", "ClientStatistics", "ModeStatistics"]
 

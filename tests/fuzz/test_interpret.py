@@ -15,7 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 import mjasync
 from mjasync._converter import parse_submission, parse_task
-from mjasync._wire.api import RouteKind, interpret
+from mjasync._wire.interpret import RouteKind, interpret
 from mjasync._wire.transport import Response
 
 from .conftest import FUZZ

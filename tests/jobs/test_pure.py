@@ -7,7 +7,7 @@ import pytest
 from mjasync import ProgressEvent, TaskStatus
 from mjasync._jobs.events import EventQueue, is_advance
 from mjasync._jobs.limiter import AimdState, LocalLimiter, next_limit
-from mjasync._jobs.tracker import PollSettings, estimated_time_left, next_poll_interval
+from mjasync._jobs.pacing import PollSettings, estimated_time_left, next_poll_interval
 
 S = TaskStatus
 

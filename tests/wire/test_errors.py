@@ -28,7 +28,7 @@ from mjasync import (
     ServerError,
     UnsupportedEndpointError,
 )
-from mjasync._wire.api import interpret
+from mjasync._wire.interpret import interpret
 from mjasync._wire.retry import is_retryable
 from mjasync._wire.transport import Response
 

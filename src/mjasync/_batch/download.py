@@ -32,7 +32,7 @@ from yarl import URL
 
 from .._errors import DownloadError
 from .._models import Task, TaskAction
-from .._validation import sniff_image_type as sniff_image_mime
+from .._validation import sniff_image_type
 from .crashpoints import crash_point
 
 __all__ = [
@@ -43,9 +43,9 @@ __all__ = [
     "Downloader",
     "contained_path",
     "download_image",
+    "image_kind",
     "image_suffix",
     "safe_filename",
-    "sniff_image_type",
     "split_grid",
     "task_image_filename",
 ]
@@ -236,12 +236,12 @@ def contained_path(out_dir: str | os.PathLike[str], name: str) -> Path:
 # --------------------------------------------------------------------------- bytes
 
 
-def sniff_image_type(head: bytes) -> str | None:
+def image_kind(head: bytes) -> str | None:
     """Recognise an image by its first bytes: ``png``, ``jpeg``, ``webp``, ``gif`` or ``None``.
 
     Needs at least 12 bytes to recognise WebP. The same signatures guard input images.
     """
-    mime = sniff_image_mime(head)
+    mime = sniff_image_type(head)
     return mime.removeprefix("image/") if mime is not None else None
 
 
@@ -428,7 +428,7 @@ class _Transfer:
         return media
 
     def require_image(self, head: bytes) -> str:
-        kind = sniff_image_type(head)
+        kind = image_kind(head)
         if kind is None:
             raise self.fail(f"body is not a PNG/JPEG/WebP/GIF image (starts with {head[:8]!r})")
         return kind

@@ -39,7 +39,8 @@ import anyio.to_thread
 import attrs
 
 from .._errors import LimiterError
-from .._jobs.limiter import AimdState, LimiterStatistics, Outcome, Slot, mode_key, next_limit
+from .._jobs.limiter import AimdState, LimiterStatistics, Outcome, Slot, next_limit
+from .._wire.modes import mode_key
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -16,6 +16,8 @@ from typing import Literal, Protocol, runtime_checkable
 import anyio
 import attrs
 
+from .._wire.modes import mode_key
+
 __all__ = [
     "AimdState",
     "Limiter",
@@ -28,13 +30,6 @@ __all__ = [
 
 #: What the scheduler reports back after a submit.
 Outcome = Literal["accepted", "refused"]
-
-DEFAULT_MODE_KEY = "default"
-
-
-def mode_key(mode: str | None) -> str:
-    """The budget key for a mode; ``None`` (no mode segment) shares the ``default`` budget."""
-    return mode if mode else DEFAULT_MODE_KEY
 
 
 @attrs.frozen(slots=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -19,14 +18,13 @@ from multidict import CIMultiDictProxy
 
 from .._errors import TransportError
 from .._json import dumps
+from .modes import check_mode_path, mode_prefix
 
 __all__ = ["AuthScheme", "Response", "Transport", "redact_key"]
 
 log = logging.getLogger("mjasync")
 
 AuthScheme = Literal["bearer", "mj-api-secret"]
-MODES = ("fast", "relax", "turbo")
-_TEMPLATE_FIELD = re.compile(r"\{(\w*)\}")
 _SCRUB_MIN_KEY = 6  # shorter keys are no secret, and replacing them would mangle every text
 _SCRUB_2XX_MIN_KEY = 12  # redact_key shows nothing of shorter keys either
 
@@ -81,43 +79,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def mode_prefix(mode: str | None, template: str) -> str:
-    """The path segment for a mode: ``mode_prefix("fast", "/mj-{mode}") == "/mj-fast"``.
-
-    ``None`` means no segment (the server's default mode).
-    """
-    if mode is None:
-        return ""
-    return template.replace("{mode}", mode).rstrip("/")
-
-
-def check_mode(mode: object) -> str | None:
-    """Validate a mode name (``fast``, ``relax``, ``turbo`` or ``None``)."""
-    if mode is None:
-        return None
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be a str or None, not {type(mode).__name__}")
-    value = mode.strip().lower()
-    if value in ("", "none", "default"):
-        return None
-    if value not in MODES:
-        raise ValueError(f"mode must be one of {', '.join(MODES)} or None, not {mode!r}")
-    return value
-
-
-def check_mode_path(template: str) -> str:
-    """Validate a mode path template such as ``/mj-{mode}`` or ``/{mode}``."""
-    if not isinstance(template, str):
-        raise TypeError(f"mode_path must be a str, not {type(template).__name__}")
-    fields = _TEMPLATE_FIELD.findall(template)
-    if fields != ["mode"] or not template.startswith("/"):
-        raise ValueError(
-            f"mode_path must start with '/' and contain '{{mode}}' once, e.g. '/mj-{{mode}}', "
-            f"not {template!r}"
-        )
-    return template
 
 
 @attrs.frozen(slots=True)
