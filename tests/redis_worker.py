@@ -6,8 +6,8 @@ and records the peak atomically, so the test reads an independent measurement of
 
 ``hog``: take ``--count`` slots, print ``held`` and keep them (renewing) until killed.
 
-``client``: run ``--jobs`` imagines at once through ``mjasync.Client(concurrency=3,
-limiter=RedisLimiter(...))`` against ``--base-url`` (a simulator) and print
+``client``: run ``--jobs`` imagines at once through ``mjasync.Client(
+limiter=RedisLimiter(..., concurrency=3))`` against ``--base-url`` (a simulator) and print
 ``done ok=<successes> failed=<other outcomes>``.
 
 Both print ``ready`` once the limiter is started.
@@ -77,7 +77,7 @@ async def hog(args: argparse.Namespace) -> None:
 async def client(args: argparse.Namespace) -> None:
     limiter = RedisLimiter(args.url, name=args.name, concurrency=3, lease_seconds=args.lease)
     async with mjasync.Client(
-        args.base_url, "sk-test", mode=args.mode, concurrency=3, limiter=limiter, poll_interval=0.05
+        args.base_url, "sk-test", mode=args.mode, limiter=limiter, poll_interval=0.05
     ) as mj:
         say("ready")
         tag = f"{args.name}-{args.tag}"

@@ -123,7 +123,7 @@ CLIENT_OPTIONS = [
     opt("mode_path", 5, TypeError),
     opt("auth", "basic"),
     opt("auth", None),
-    *numbers("concurrency", 0, -1, True, 2.5, "many", None),
+    *numbers("concurrency", 0, -1, True, 2.5, "many"),
     *numbers("poll_interval", 0, -1, NAN, INF, True, "2"),
     *numbers("timeout", 0, -1, NAN, INF, True, "30"),
     *numbers("max_retries", -1, True, 1.5, "3"),

@@ -1,7 +1,7 @@
 """Three worker processes, one simulated account, one RedisLimiter name.
 
 The simulator runs in the test process; each worker (``redis_worker.py client``) runs its own
-``mjasync.Client(concurrency=3, limiter=RedisLimiter(...))``. The simulator's own peak-active
+``mjasync.Client(limiter=RedisLimiter(..., concurrency=3))``. The simulator's own peak-active
 counter is the judge: the account never sees more than 3 jobs, and every job finishes.
 """
 

@@ -12,6 +12,7 @@ from ._errors import (
     APIError,
     AuthenticationError,
     BannedPromptError,
+    ClientClosedError,
     DownloadError,
     InvalidRequestError,
     JournalError,
@@ -37,7 +38,6 @@ from ._jobs.events import ProgressEvent
 from ._jobs.job import Job
 from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._jobs.pacing import PollSettings
-from ._jobs.submitter import RefusalPolicy
 from ._models import (
     Button,
     ButtonKind,
@@ -48,7 +48,7 @@ from ._models import (
     TaskStatus,
 )
 from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
-from ._wire.retry import RetryPolicy
+from ._wire.retry import RefusalPolicy, RetryPolicy
 
 if _typing.TYPE_CHECKING:
     from ._batch.batch import Batch, run_batch
@@ -113,6 +113,7 @@ __all__ = [
     "ButtonKind",
     "Change",
     "Client",
+    "ClientClosedError",
     "ClientStatistics",
     "Describe",
     "DownloadError",

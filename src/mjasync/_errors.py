@@ -16,6 +16,7 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
     ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
+    ├── ClientClosedError ......... the client closed while a call waited (e.g. for a slot)
     ├── JournalError .............. the batch journal cannot be used
     │   ├── JournalVersionError ... written by a newer mjasync
     │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
@@ -44,6 +45,7 @@ __all__ = [
     "APIError",
     "AuthenticationError",
     "BannedPromptError",
+    "ClientClosedError",
     "DownloadError",
     "InvalidRequestError",
     "JournalError",
@@ -261,6 +263,10 @@ class SubmissionUncertainError(MjError):
 
 class LimiterError(MjError):
     """The in-flight budget's backing store (e.g. Redis) could not be reached in time."""
+
+
+class ClientClosedError(MjError):
+    """The client was closed while this call waited (for a slot, say), or after it closed."""
 
 
 class TaskError(MjError):

@@ -113,6 +113,10 @@ class Imagine:
         validator=lambda _, __, value: _check_account_filter(value),
     )
 
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries (checked against the client's size cap)."""
+        return self.images
+
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
         body: dict[str, Any] = {"prompt": self.prompt, "base64Array": list(self.images)}
@@ -136,6 +140,10 @@ class Blend:
     state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
     notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
 
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries (checked against the client's size cap)."""
+        return self.images
+
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
         body: dict[str, Any] = {"base64Array": list(self.images), "dimensions": self.dimensions}
@@ -155,6 +163,10 @@ class Describe:
     bot_type: str | None = attrs.field(default=None, kw_only=True, converter=check_bot_type)
     state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
     notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
+
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries (checked against the client's size cap)."""
+        return (self.image,)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
@@ -177,6 +189,10 @@ class Shorten:
     state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
     notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
 
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries: none."""
+        return ()
+
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
         body: dict[str, Any] = {"prompt": self.prompt}
@@ -196,6 +212,10 @@ class Action:
     custom_id: str = attrs.field(converter=check_custom_id)
     state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
     notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
+
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries: none."""
+        return ()
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
@@ -218,6 +238,10 @@ class Modal:
     def __attrs_post_init__(self) -> None:
         if self.prompt is None and self.mask is None:
             raise ValueError("Modal needs a prompt, a mask, or both")
+
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries (checked against the client's size cap)."""
+        return () if self.mask is None else (self.mask,)
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""
@@ -284,6 +308,10 @@ class Change:
             raise TypeError(f"index must be an int, not {type(self.index).__name__}")
         if self.action != "REROLL" and not 1 <= self.index <= 4:
             raise ValueError(f"index must be 1-4 for {self.action}, not {self.index}")
+
+    def sent_images(self) -> tuple[str, ...]:
+        """The images this request carries: none."""
+        return ()
 
     def to_body(self) -> dict[str, Any]:
         """The JSON body for the submit route."""

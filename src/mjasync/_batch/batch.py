@@ -32,7 +32,6 @@ from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorte
 from .files import CountingDownloader
 from .journal import Journal, JournalStore, request_key
 from .runner import PromptSpec, Runner, UnitSpec
-from .slots import SlotGate
 from .types import BatchEvent, BatchSummary
 
 __all__ = ["Batch", "UpscaleChoice", "run_batch"]
@@ -275,7 +274,7 @@ class Batch:
     async def _execute(self, emit: Callable[[BatchEvent], Awaitable[None]]) -> BatchSummary:
         if self._started:
             raise RuntimeError("a Batch runs once; create a new one to run again")
-        SlotGate(self._client).check_open()  # before anything touches the disk
+        self._client.engine.check_open()  # before anything touches the disk
         self._started = True
         started = time.monotonic()
         before = self._client.statistics()
@@ -297,7 +296,6 @@ class Batch:
                 split=self._split,
                 resubmit_uncertain=self._resubmit_uncertain,
                 emit=emit,
-                tick=min(0.25, max(0.01, self._client.poll_interval / 4)),
             )
             try:
                 await runner.run()

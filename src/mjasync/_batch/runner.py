@@ -8,15 +8,17 @@ The journal protocol, per request:
 4. follow the task; progress is coalesced by the journal; commit the terminal task;
 5. download its images; commit the file list (the entry is then DONE).
 
-Jobs are followed by reading their state, never by subscribing to their events: a cancelled
-subscriber abandons its job, which cancels the task upstream where the server can. A batch
-that is interrupted must instead leave paid tasks running, so a rerun can collect them.
+Slots, submits and re-attachment go through the client's job engine
+(:mod:`mjasync._jobs.engine`). Jobs are followed as an *observer* (``job.observe()``), never as
+an owner: an owner that leaves abandons its job (cancelled upstream where the server can),
+while a batch that is interrupted must leave paid tasks running, so a rerun can collect them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from contextlib import aclosing
 from pathlib import Path
 
 import anyio
@@ -41,11 +43,11 @@ from .._jobs.job import Job
 from .._jobs.limiter import Slot
 from .._models import Task, TaskStatus
 from .._requests import Action, Request
+from .._validation import check_task_id
 from .crashpoints import crash_point
 from .files import CountingDownloader, missing_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
-from .slots import SlotGate
 from .types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
 
 __all__ = ["PromptSpec", "Runner", "UnitSpec"]
@@ -103,15 +105,6 @@ class _Unit:
         )
 
 
-@attrs.define(eq=False)
-class _Live:
-    """A job the monitor reads; ``done`` is set once the job has an outcome."""
-
-    unit: _Unit
-    job: Job
-    done: anyio.Event = attrs.field(factory=anyio.Event)
-
-
 class _Handoff:
     """A slot taken by the feeder for a prompt task that may never start (cancellation)."""
 
@@ -145,7 +138,6 @@ class Runner:
         split: also cut grids into four files.
         resubmit_uncertain: resend requests whose earlier submit is uncertain.
         emit: receives every event, in order.
-        tick: seconds between reads of the running jobs' state.
     """
 
     def __init__(
@@ -159,18 +151,16 @@ class Runner:
         split: bool,
         resubmit_uncertain: bool,
         emit: Emit,
-        tick: float,
         report_interval: float = 1.0,
     ) -> None:
         self._client = client
-        self._gate = SlotGate(client)
+        self._engine = client.engine
         self._journal = journal
         self._out_dir = out_dir
         self._downloader = downloader
         self._split = split
         self._resubmit_uncertain = resubmit_uncertain
         self._emit = emit
-        self._tick = tick
         self._report_interval = report_interval
         self._mode = client.mode
         self._prompts = [
@@ -178,7 +168,6 @@ class Runner:
             for spec in prompts
         ]
         self._finished: dict[int, PromptResult] = {}
-        self._live: dict[int, _Live] = {}
         self._handoffs: list[_Handoff] = []
         self._plan = ResumePlan()
         self._bucket: dict[str, str] = {}
@@ -237,7 +226,6 @@ class Runner:
                 self._bucket[key] = bucket
         try:
             async with anyio.create_task_group() as helpers:
-                helpers.start_soon(self._monitor)
                 helpers.start_soon(self._reporter)
                 with anyio.CancelScope() as scope:
                     self._items_scope = scope
@@ -245,11 +233,10 @@ class Runner:
                         await self._feed(items)
                 helpers.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                for handoff in self._handoffs:
-                    slot = handoff.take()
-                    if slot is not None:
-                        await self._gate.release(slot)
+            for handoff in self._handoffs:
+                slot = handoff.take()
+                if slot is not None:
+                    self._engine.release_unused(slot)
         if self._fatal is not None:
             raise self._fatal
 
@@ -272,7 +259,7 @@ class Runner:
                 if self._bucket[main.spec.key] != wanted:
                     continue
                 mode = self._entry_mode(main.spec.key) if wanted == "watch" else self._mode
-                handoff = _Handoff(await self._gate.acquire(mode))
+                handoff = _Handoff(await self._engine.acquire(mode))
                 self._handoffs.append(handoff)
                 items.start_soon(self._prompt, spec, main, ups, handoff)
             # Handed-off slots are in their tasks now; forget them to keep the list short.
@@ -375,24 +362,26 @@ class Runner:
             if bucket == "watch":
                 assert entry is not None
                 assert entry.task_id is not None
-                held, slot = slot or await self._gate.acquire(entry.mode), None
+                held, slot = slot or await self._engine.acquire(entry.mode), None
                 try:
-                    job = await self._gate.attach(entry.task_id, entry.mode, held)
+                    task_id = check_task_id(entry.task_id)
                 except ValueError as exc:  # the journal holds an id no server would accept
+                    self._engine.release_unused(held)
                     await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
                     return None
+                job = self._engine.attach(task_id, entry.mode, slot=held)
                 self.resumed += 1
                 await self._event(unit, BatchEventKind.RESUMED, job)
                 return await self._follow(unit, job)
             request = await self._request_for(unit, parent)
             if request is None:
                 return None
-            held, slot = slot or await self._gate.acquire(unit.mode or self._mode), None
+            held, slot = slot or await self._engine.acquire(unit.mode or self._mode), None
             submitted = await self._submit(unit, request, held)
             return None if submitted is None else await self._follow(unit, submitted)
         finally:
             if slot is not None:
-                await self._gate.release(slot)
+                self._engine.release_unused(slot)
 
     async def _request_for(self, unit: _Unit, parent: Task | None) -> Request | None:
         if unit.spec.button is None:
@@ -416,13 +405,13 @@ class Runner:
                 key, endpoint=request.route, body=body, mode=mode, label=unit.spec.label
             )
         except BaseException:
-            await self._gate.release(slot)
+            self._engine.release_unused(slot)
             raise
         # No await between the intent and the POST: a cancellation arriving now is only
         # delivered inside the client's shielded submit, so the id is still recorded below.
         crash_point("submit.intent")
         try:
-            job = await self._gate.submit(request, body, mode, slot)
+            job = await self._engine.start(request, body, mode, slot, in_engine_task=True)
         except SubmissionUncertainError as exc:
             await self._journal.record_uncertain(key, exc.message)
             await self._settle(unit, BatchOutcome.UNCERTAIN, error=exc.message)
@@ -442,13 +431,19 @@ class Runner:
         return job
 
     async def _follow(self, unit: _Unit, job: Job) -> Task | None:
-        """Wait for the job's outcome (read by the monitor), journal it, download."""
-        live = _Live(unit, job)
-        self._live[id(live)] = live
-        try:
-            await live.done.wait()
-        finally:
-            self._live.pop(id(live), None)
+        """Follow the job to its end, journal its progress and outcome, then download.
+
+        The batch observes its jobs without owning them: a batch that is stopped leaves them
+        running upstream, and the journal lets the rerun pick them up again.
+        """
+        async with aclosing(job.observe()) as events:
+            async for event in events:
+                if event.is_terminal:
+                    break
+                if (event.status, event.progress) != (unit.status, unit.progress):
+                    unit.status, unit.progress = event.status, event.progress
+                    await self._journal.record_progress(unit.spec.key, event.status, event.progress)
+                    await self._emit(self._make(unit, BatchEventKind.PROGRESS))
         key = unit.spec.key
         try:
             task = await job.result()
@@ -576,25 +571,6 @@ class Runner:
             await self._emit(self._make(unit, kinds[outcome], error=error))
 
     # -- helpers running beside the prompts --------------------------------------------------
-
-    async def _monitor(self) -> None:
-        """Read the state of every running job each tick; report changes, wake finished ones."""
-        while True:
-            for live in list(self._live.values()):
-                unit, job = live.unit, live.job
-                if job.done:
-                    live.done.set()
-                    continue
-                status, progress = job.status, job.progress
-                if (status, progress) != (unit.status, unit.progress):
-                    unit.status, unit.progress = status, progress
-                    try:
-                        await self._journal.record_progress(unit.spec.key, status, progress)
-                    except FATAL as exc:
-                        self._stop(exc)
-                        return
-                    await self._emit(self._make(unit, BatchEventKind.PROGRESS))
-            await anyio.sleep(self._tick)
 
     async def _reporter(self) -> None:
         """Keep ``manifest.jsonl`` current while the batch runs (at most once a second)."""

@@ -532,6 +532,10 @@ class RedisLimiter:
         del state.held[slot.lease_id]
         await self._remove(state, [slot.lease_id])
 
+    def release_nowait(self, slot: Slot) -> bool:
+        """A lease lives in Redis: releasing it is I/O, so always ``False`` (use ``release``)."""
+        return False
+
     async def feedback(self, mode: str | None, outcome: Outcome) -> None:
         """Apply :func:`~mjasync._jobs.limiter.next_limit` to the shared AIMD state ("auto" only).
 

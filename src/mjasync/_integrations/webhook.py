@@ -3,7 +3,7 @@
 A server POSTs the whole task JSON to the hook on every status or progress change, with no
 signature and no retries, possibly twice or out of order. So the receiver authenticates by an
 unguessable secret in the URL, checks size and shape, and hands each task payload to the
-client's tracker (``Tracker.observe(payload, "push")``), which already collapses duplicates and
+client's job engine (``JobEngine.observe(payload, "push")``), which already collapses duplicates and
 ignores regressions. Polling stays on as the fallback for every post that never arrives.
 
 Three ways to serve the same logic:
@@ -37,7 +37,7 @@ from yarl import URL
 from .._converter import parse_task_id
 
 if TYPE_CHECKING:
-    from .._jobs.tracker import Tracker
+    from .._jobs.engine import JobEngine
 
 __all__ = [
     "ASGIApp",
@@ -286,7 +286,7 @@ class WebhookReceiver:
         self._secret = _check_secret(secret)
         self._public_url: str | None = None
         self.public_url = public_url  # validated by the setter
-        self._trackers: list[Tracker] = []
+        self._engines: list[JobEngine] = []
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._auto_started = False
@@ -302,7 +302,7 @@ class WebhookReceiver:
         where = self._local_url() or ("mounted" if self._mounted else "not started")
         return (
             f"WebhookReceiver({where}, path={self.path!r}, public_url={self._public_url!r}, "
-            f"secret='***', attached={len(self._trackers)})"
+            f"secret='***', attached={len(self._engines)})"
         )
 
     # -- addresses -------------------------------------------------------------------------
@@ -443,11 +443,11 @@ class WebhookReceiver:
                 except Exception as exc:  # closing must not break the client's aclose
                     log.warning("webhook receiver: error while stopping its site: %r", exc)
 
-    async def attach(self, tracker: Tracker) -> None:
-        """Deliver pushed tasks to ``tracker`` (called by the client when it opens).
+    async def attach(self, engine: JobEngine) -> None:
+        """Deliver pushed tasks to a client's ``engine`` (called by the client when it opens).
 
         Starts the own site if the receiver is neither mounted nor running yet; that site then
-        stops when the last tracker detaches.
+        stops when the last engine detaches.
 
         Raises:
             ValueError: a mounted receiver without ``public_url``.
@@ -457,29 +457,29 @@ class WebhookReceiver:
             raise ValueError(
                 "a mounted WebhookReceiver needs public_url= (the URL your app is reached at)"
             )
-        if any(t is tracker for t in self._trackers):
+        if any(e is engine for e in self._engines):
             return
         if not self._mounted and self._runner is None:
             await self._start()
             self._auto_started = True
-        self._trackers.append(tracker)
+        self._engines.append(engine)
 
-    async def detach(self, tracker: Tracker) -> None:
-        """Stop delivering to ``tracker`` (called by the client when it closes; never raises).
+    async def detach(self, engine: JobEngine) -> None:
+        """Stop delivering to ``engine`` (called by the client when it closes; never raises).
 
         The last detach stops a site that :meth:`attach` started.
         """
-        for index, attached in enumerate(self._trackers):
-            if attached is tracker:
-                del self._trackers[index]
+        for index, attached in enumerate(self._engines):
+            if attached is engine:
+                del self._engines[index]
                 break
         else:
             return
-        counters = tracker.counters
+        counters = engine.counters
         self._retired["pushes_applied"] += counters.pushes_applied
         self._retired["completed_by_push"] += counters.completed_by_push
         self._retired["completed_by_poll"] += counters.completed_by_poll
-        if not self._trackers and self._auto_started:
+        if not self._engines and self._auto_started:
             await self.aclose()
 
     # -- mounting --------------------------------------------------------------------------
@@ -561,12 +561,12 @@ class WebhookReceiver:
         assert payload is not None
         delivered = False
         try:
-            for tracker in tuple(self._trackers):
-                watch = tracker.find(task_id)
-                if watch is not None and not watch.finished:
-                    tracker.observe(payload, "push")
+            for engine in tuple(self._engines):
+                watch = engine.find(task_id)
+                if watch is not None and not watch.retired:
+                    engine.observe(payload, "push")
                     delivered = True
-        except Exception:  # a bug in the tracker must not become a crashed handler
+        except Exception:  # a bug in the engine must not become a crashed handler
             log.exception("task %s: applying a pushed payload failed", task_id)
             return PushVerdict(500, "internal_error", task_id=task_id)
         if delivered:
@@ -654,8 +654,8 @@ class WebhookReceiver:
     def statistics(self) -> WebhookStatistics:
         """A frozen snapshot of the receiver's counters and of its clients' push outcomes."""
         client = Counter(self._retired)
-        for tracker in self._trackers:
-            counters = tracker.counters
+        for engine in self._engines:
+            counters = engine.counters
             client["pushes_applied"] += counters.pushes_applied
             client["completed_by_push"] += counters.completed_by_push
             client["completed_by_poll"] += counters.completed_by_poll
@@ -673,7 +673,7 @@ class WebhookReceiver:
             pushes_applied=client["pushes_applied"],
             completed_by_push=client["completed_by_push"],
             completed_by_poll=client["completed_by_poll"],
-            attached=len(self._trackers),
+            attached=len(self._engines),
         )
 
 

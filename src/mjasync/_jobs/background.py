@@ -7,11 +7,14 @@ therefore runs in a cancel scope of its own, and closing cancels just those scop
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
+
+log = logging.getLogger("mjasync")
 
 __all__ = ["BackgroundTasks"]
 
@@ -49,6 +52,10 @@ class BackgroundTasks:
         try:
             with scope:
                 await func(*args)
+        except Exception:
+            # A bug in one background job must not tear down the client's task group (and
+            # with it every job in flight): log it, loudly.
+            log.exception("mjasync: background task %s failed", getattr(func, "__name__", func))
         finally:
             self._scopes.discard(scope)
             if not self._scopes:

@@ -100,6 +100,13 @@ class Limiter(Protocol):
     async def release(self, slot: Slot) -> None:
         """Give a slot back. Idempotent: releasing twice is harmless."""
 
+    def release_nowait(self, slot: Slot) -> bool:
+        """Give a slot back without waiting, if this budget can (an in-process one can).
+
+        Returns ``False`` when the release needs I/O: the caller then awaits :meth:`release`
+        (a job that ends thus frees its slot before its result is delivered where possible).
+        """
+
     async def feedback(self, mode: str | None, outcome: Outcome) -> None:
         """Tell an adaptive limiter how a submit went; a fixed limiter ignores it."""
 
@@ -177,12 +184,13 @@ class LocalLimiter:
         """Give a slot back (idempotent)."""
         self.release_nowait(slot)
 
-    def release_nowait(self, slot: Slot) -> None:
+    def release_nowait(self, slot: Slot) -> bool:
         """Give a slot back synchronously (so a finished job frees its slot before it returns)."""
         held = self._held.get(slot.mode)
         if held is not None and slot.token in held:
             held.discard(slot.token)
             self._limiters[slot.mode].release_on_behalf_of(slot.token)
+        return True
 
     async def feedback(self, mode: str | None, outcome: Outcome) -> None:
         """Adjust an adaptive limit after a submit."""

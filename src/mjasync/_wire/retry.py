@@ -2,8 +2,9 @@
 
 Reads (fetch, list, image-seed) are idempotent and retry on 408/429/5xx, resets, timeouts and
 unreadable bodies. Submits are paid: they retry only when the server provably did not take the
-job (the connection never opened, HTTP 429, queue full). Everything here is free of I/O so the
-tests can call it directly.
+job (the connection never opened, HTTP 429, queue full). :class:`RetryPolicy` says how hard to
+retry one request; :class:`RefusalPolicy` how long a job refused as queue-full is resent.
+Everything here is free of I/O so the tests can call it directly.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from .._errors import (
 )
 
 __all__ = [
+    "RefusalPolicy",
     "RetryPolicy",
     "backoff_delay",
     "is_retryable",
@@ -73,6 +75,29 @@ class RetryPolicy:
                 raise ValueError(f"retry delays must be >= 0: {name}={value!r}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within 0..1, not {self.jitter!r}")
+
+
+@attrs.frozen(slots=True)
+class RefusalPolicy:
+    """How long to keep resubmitting a job the server refused as queue-full or rate-limited.
+
+    Args:
+        backoff: delays between attempts (``max_retries`` is ignored; see ``max_wait``).
+        max_wait: total seconds of refusals before :class:`QueueFullError` is raised.
+    """
+
+    backoff: RetryPolicy = attrs.field(
+        factory=lambda: RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.5),
+        validator=attrs.validators.instance_of(RetryPolicy),
+    )
+    max_wait: float = attrs.field(default=900.0)
+
+    @max_wait.validator
+    def _check_max_wait(self, _: object, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"max_wait must be a number of seconds, not {type(value).__name__}")
+        if math.isnan(value) or value < 0:
+            raise ValueError(f"max_wait must be >= 0 seconds, not {value!r}")
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy, random: Callable[[], float]) -> float:

@@ -200,6 +200,27 @@ class FakeMidjourney:
         """Lose every task and free every account, like a server restart without storage."""
         self._engine.forget_all()
 
+    def finish_task(
+        self, task_id: str, *, status: str = "SUCCESS", fail_reason: str | None = None
+    ) -> bool:
+        """End a task now, as the server would (``SUCCESS``, ``FAILURE`` or ``CANCEL``).
+
+        Steers a test: a ``--stall`` job can be finished when the test is ready. Pushes go
+        out as for any change. Returns ``False`` if the task had already ended.
+
+        Raises:
+            KeyError: the server does not know the task.
+            ValueError: ``status`` is not a terminal status.
+        """
+        if status not in ("SUCCESS", "FAILURE", "CANCEL"):
+            raise ValueError(f"status must be SUCCESS, FAILURE or CANCEL, not {status!r}")
+        task = self._engine.tasks[str(task_id)]
+        if status == "SUCCESS":
+            fail_reason = None
+        elif status == "FAILURE" and fail_reason is None:
+            fail_reason = "failed (finished by the test)"
+        return self._engine.finish_now(task, status, fail_reason)
+
     # -- inspection --------------------------------------------------------------------------
 
     def task(self, task_id: str) -> dict[str, Any] | None:

@@ -367,6 +367,10 @@ class Engine:
 
     def cancel(self, task: SimTask) -> bool:
         """Cancel a task that has not finished; ``False`` if it already had."""
+        return self.finish_now(task, CANCEL, None)
+
+    def finish_now(self, task: SimTask, status: str, reason: str | None) -> bool:
+        """End a task that has not finished (``status`` is terminal); ``False`` if it had."""
         if task.status in TERMINAL:
             return False
         if task.handle is not None:
@@ -375,7 +379,7 @@ class Engine:
         if task.status == NOT_START:
             self.accounts[task.mode].queued -= 1  # its queue entry is skipped when reached
             task.status = CANCEL
-        self._end(task, CANCEL, None)
+        self._end(task, status, reason)
         return True
 
     def forget_all(self) -> None:
