@@ -49,6 +49,14 @@ class FakeMidjourney:
         task_timeout: seconds after which a running job fails with "任务超时" (``None``: never).
         image_seed_delay: seconds ``image-seed`` takes to answer.
         relay_blank_status: seconds a relay reports status ``""`` after a submit.
+        relay_refresh: seconds between a relay's refreshes from upstream (``0``: it answers
+            live). New-api refreshes every unfinished task in one background loop (15 s plus
+            the pass); with this set, every phase of a task (queued, started, each progress
+            step, the end) shows only from the first refresh after it happened, refreshes
+            come at whole periods from the simulator's start (the same instants for every
+            task), a task submitted since the last refresh shows status ``""`` and progress
+            ``"0%"``, and an unfinished task's ``imageUrl`` gets a new ``?rand=`` query on
+            every answer, as new-api's does. Relay accent only.
         relay_notify_hook: let the relay accent keep ``notifyHook`` (relays strip it).
         numeric_ids: send ``result`` task ids as JSON numbers.
         faults: a :class:`Faults`; change it later with :meth:`set_faults`.
@@ -77,6 +85,7 @@ class FakeMidjourney:
         task_timeout: float | None = None,
         image_seed_delay: float = 0.0,
         relay_blank_status: float = 0.0,
+        relay_refresh: float = 0.0,
         relay_notify_hook: bool = False,
         numeric_ids: bool = False,
         faults: Faults | None = None,
@@ -100,6 +109,7 @@ class FakeMidjourney:
             task_timeout=task_timeout,
             image_seed_delay=image_seed_delay,
             relay_blank_status=relay_blank_status,
+            relay_refresh=relay_refresh,
             relay_notify_hook=relay_notify_hook,
             numeric_ids=numeric_ids,
             faults=faults or NO_FAULTS,
@@ -112,6 +122,7 @@ class FakeMidjourney:
             accent,
             numeric_ids=numeric_ids,
             relay_blank_status=relay_blank_status,
+            relay_rand=bool(relay_refresh),
         )
         self._faults = FaultInjector(self.options.faults, seed, self._counters)
         self._webhooks = WebhookSender(self._counters, seed, timeout=webhook_timeout)
@@ -226,7 +237,10 @@ class FakeMidjourney:
     def task(self, task_id: str) -> dict[str, Any] | None:
         """The task as ``fetch`` would show it now, or ``None`` if the server does not know it."""
         task = self._engine.tasks.get(str(task_id))
-        return None if task is None else self._renderer.task(task, self._engine.now())
+        if task is None:
+            return None
+        now = self._engine.now()
+        return self._renderer.task(self._engine.visible(task, now), now)
 
     def task_ids(self) -> list[str]:
         """Every task id the server knows, oldest first."""
@@ -235,21 +249,28 @@ class FakeMidjourney:
     def stats(self) -> SimStats:
         """A frozen snapshot of every counter (also served at ``GET /_sim/stats``)."""
         accounts = self._engine.accounts
+        core_time = {mode: a.core_time() for mode, a in accounts.items()}
         return self._counters.snapshot(
             active={mode: a.active for mode, a in accounts.items()},
             running={mode: a.running for mode, a in accounts.items()},
             queued={mode: a.queued for mode, a in accounts.items()},
             peak_active={mode: a.peak_active for mode, a in accounts.items()},
             peak_running={mode: a.peak_running for mode, a in accounts.items()},
+            peak_queued={mode: a.peak_queued for mode, a in accounts.items()},
+            core_busy={mode: busy for mode, (busy, _) in core_time.items()},
+            core_idle={mode: idle for mode, (_, idle) in core_time.items()},
             tasks=len(self._engine.tasks),
         )
 
     def reset_stats(self) -> None:
         """Zero the counters; peaks restart from what is active and running now."""
         self._counters.reset()
+        now = self._engine.now_or_zero()
         for account in self._engine.accounts.values():
-            account.peak_active = account.peak_running = 0
+            account.peak_active = account.peak_running = account.peak_queued = 0
             account.note_peaks()
+            account.mark(now)
+            account.reset_core_time(now)
 
     @property
     def webhooks_pending(self) -> int:

@@ -213,7 +213,8 @@ class SimApp:
         task = self.engine.tasks.get(route.task_id)
         if task is None:
             return self.renderer.task_not_found()
-        return json_response(self.renderer.task(task, self.engine.now()))
+        now = self.engine.now()
+        return json_response(self.renderer.task(self.engine.visible(task, now), now))
 
     async def _list(self, request: web.Request) -> web.Response:
         body = await self._json_body(request)
@@ -225,7 +226,8 @@ class SimApp:
         found = [tasks[i] for i in dict.fromkeys(str(i) for i in ids) if i in tasks]
         # Real servers answer in storage order, not request order: clients must map by id.
         self.list_rng.shuffle(found)
-        return json_response([self.renderer.task(task, now) for task in found])
+        visible = self.engine.visible
+        return json_response([self.renderer.task(visible(task, now), now) for task in found])
 
     async def _image_seed(self, route: Route) -> web.Response:
         task = self.engine.tasks.get(route.task_id)

@@ -160,6 +160,7 @@ class SimOptions:
     task_timeout: float | None = None
     image_seed_delay: float = 0.0
     relay_blank_status: float = 0.0
+    relay_refresh: float = 0.0
     relay_notify_hook: bool = False
     numeric_ids: bool = False
     faults: Faults = NO_FAULTS
@@ -179,6 +180,9 @@ class SimOptions:
         _check_seconds("start_delay", self.start_delay)
         _check_seconds("image_seed_delay", self.image_seed_delay)
         _check_seconds("relay_blank_status", self.relay_blank_status)
+        _check_seconds("relay_refresh", self.relay_refresh)
+        if self.relay_refresh and self.accent != "relay":
+            raise ValueError("relay_refresh models a relay (new-api): it needs accent='relay'")
         if self.task_timeout is not None:
             _check_seconds("task_timeout", self.task_timeout, allow_zero=False)
         _check_probability("failure_rate", self.failure_rate)

@@ -8,6 +8,7 @@ codes, HTTP statuses and error bodies.
 from __future__ import annotations
 
 import json
+import time
 import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -59,10 +60,18 @@ def _instance_id(mode: str) -> str:
 class Renderer:
     """Turns simulator state into accent-specific JSON and HTTP responses."""
 
-    def __init__(self, accent: str, *, numeric_ids: bool, relay_blank_status: float) -> None:
+    def __init__(
+        self,
+        accent: str,
+        *,
+        numeric_ids: bool,
+        relay_blank_status: float,
+        relay_rand: bool = False,
+    ) -> None:
         self.accent = accent
         self.numeric_ids = numeric_ids
         self.relay_blank_status = relay_blank_status
+        self.relay_rand = relay_rand  # new-api's ?rand= on unfinished tasks' imageUrl
         self.base_url = ""
 
     # -- tasks -------------------------------------------------------------------------------
@@ -72,7 +81,10 @@ class Renderer:
         if task.image_key is None:
             return None
         if self.accent == "relay":
-            return f"{self.base_url}/mj/image/{task.id}"
+            url = f"{self.base_url}/mj/image/{task.id}"
+            if self.relay_rand and task.status != "SUCCESS":
+                url += f"?rand={time.time_ns()}"  # a new query on every answer
+            return url
         return f"{self.base_url}/_sim/img/{task.image_key}.png"
 
     def task(self, task: SimTask, now: float) -> dict[str, Any]:

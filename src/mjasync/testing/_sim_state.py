@@ -4,11 +4,20 @@ Each task owns at most one pending ``loop.call_at`` handle for its next transiti
 of time passing is proportional to the transitions that happen, never to the number of live
 tasks. Accounts admit work like the real servers: ``core_size`` jobs hold a slot (SUBMITTED or
 IN_PROGRESS), ``queue_size`` more wait (NOT_START), the next one is refused.
+
+With ``relay_refresh`` the relay shows every phase of a task (queued, started, each progress
+step, the end) only as of its latest refresh, like new-api's one background loop that copies
+upstream's state every ~15 s (``controller/midjourney.go``): refreshes come at whole periods
+from the simulator's start, the same instants for every task, and a task submitted since the
+last refresh shows status ``""`` and progress ``"0%"``. :meth:`Engine.visible` picks the view;
+only the snapshots still needed for it are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import math
 import random
 import time
 import uuid
@@ -88,7 +97,14 @@ class SimTask:
 
 @dataclass(slots=True)
 class Account:
-    """One upstream account (one per mode): core slots, a wait queue and peak figures."""
+    """One upstream account (one per mode): core slots, a wait queue, peaks and core time.
+
+    Core time is integrated at every change of ``slots_used`` (so a snapshot does not move
+    while nothing happens): ``busy`` sums the slots held over time, ``idle`` the free ones,
+    from the first job admitted; ``idle_before_last_grant``
+    is the idle time up to the latest moment a job got a slot (idle while jobs were still to
+    come: after the last one, nothing could have used a core).
+    """
 
     mode: str
     core_size: int
@@ -99,6 +115,11 @@ class Account:
     queue: deque[SimTask] = field(default_factory=deque)
     peak_active: int = 0
     peak_running: int = 0
+    peak_queued: int = 0
+    busy: float = 0.0
+    idle: float = 0.0
+    idle_before_last_grant: float = 0.0
+    marked_at: float | None = None  # None until the first job is admitted
 
     @property
     def active(self) -> int:
@@ -109,6 +130,24 @@ class Account:
         """Raise the peaks to the current figures."""
         self.peak_active = max(self.peak_active, self.active)
         self.peak_running = max(self.peak_running, self.running)
+        self.peak_queued = max(self.peak_queued, self.queued)
+
+    def mark(self, now: float) -> None:
+        """Integrate core time up to ``now`` (before ``slots_used`` changes)."""
+        if self.marked_at is not None:
+            elapsed = now - self.marked_at
+            self.busy += self.slots_used * elapsed
+            self.idle += max(0, self.core_size - self.slots_used) * elapsed
+        self.marked_at = now
+
+    def core_time(self) -> tuple[float, float]:
+        """(busy, idle before the last grant) core-seconds, as of the latest slot change."""
+        return self.busy, self.idle_before_last_grant
+
+    def reset_core_time(self, now: float) -> None:
+        """Start integrating afresh (``reset_stats``)."""
+        self.busy = self.idle = self.idle_before_last_grant = 0.0
+        self.marked_at = now if self.active else None
 
 
 class Engine:
@@ -133,6 +172,8 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wall_anchor = time.time()
         self._loop_anchor = 0.0
+        # relay_refresh: per task, (time, snapshot) of the states a refresh may still show.
+        self._history: dict[str, list[tuple[float, SimTask]]] = {}
 
     # -- clock -------------------------------------------------------------------------------
 
@@ -153,9 +194,55 @@ class Engine:
         """The loop clock, in seconds."""
         return self.loop.time()
 
+    def now_or_zero(self) -> float:
+        """The loop clock, or 0 before the simulator started (stats read before it)."""
+        return 0.0 if self._loop is None else self._loop.time()
+
     def epoch_ms(self) -> int:
         """Wall-clock epoch milliseconds, advancing with the loop clock."""
         return int((self._wall_anchor + self.now() - self._loop_anchor) * 1000)
+
+    # -- what a relay that refreshes on a cadence shows --------------------------------------
+
+    def last_refresh(self, now: float) -> float | None:
+        """The latest relay refresh at or before ``now`` (``None``: none yet, or no cadence)."""
+        period = self.options.relay_refresh
+        if not period:
+            return None
+        periods = math.floor((now - self._loop_anchor) / period + 1e-9)
+        return None if periods < 1 else self._loop_anchor + periods * period
+
+    def visible(self, task: SimTask, now: float) -> SimTask:
+        """The task as the server shows it at ``now`` (``relay_refresh``: as last refreshed)."""
+        if not self.options.relay_refresh:
+            return task
+        refreshed = self.last_refresh(now)
+        shown: SimTask | None = None
+        if refreshed is not None:
+            for when, snapshot in self._history.get(task.id, ()):
+                if when > refreshed:
+                    break
+                shown = snapshot
+        if shown is None:  # submitted since the last refresh: new-api's own blank record
+            shown = copy.copy(task)
+            shown.status, shown.progress = "", 0
+            shown.start_ms = shown.finish_ms = shown.image_key = shown.fail_reason = None
+            shown.buttons = ()
+        return shown
+
+    def _changed(self, task: SimTask) -> None:
+        """A transition happened: keep what a relay refresh may show, tell the listener."""
+        if self.options.relay_refresh and task.id in self.tasks:
+            history = self._history.setdefault(task.id, [])
+            now = self.now()
+            refreshed = self.last_refresh(now)
+            # Only the newest snapshot a past refresh shows, and the ones after it, matter.
+            while refreshed is not None and len(history) > 1 and history[1][0] <= refreshed:
+                del history[0]
+            snapshot = copy.copy(task)
+            snapshot.handle = None
+            history.append((now, snapshot))
+        self.on_change(task)
 
     # -- creating tasks ----------------------------------------------------------------------
 
@@ -229,6 +316,8 @@ class Engine:
         else 0.
         """
         account = self.accounts[task.mode]
+        if account.marked_at is None:
+            account.mark(self.now())  # core time counts from the first job on
         if account.slots_used < account.core_size:
             self.tasks[task.id] = task
             self._grant(task, account)
@@ -241,27 +330,30 @@ class Engine:
         account.queue.append(task)
         account.queued += 1
         account.note_peaks()
-        self.on_change(task)
+        self._changed(task)
         return ahead
 
     def hold_in_modal(self, task: SimTask) -> None:
         """Store ``task`` waiting in MODAL for ``/submit/modal`` (holds no slot)."""
         task.status = MODAL
         self.tasks[task.id] = task
-        self.on_change(task)
+        self._changed(task)
 
     def _grant(self, task: SimTask, account: Account) -> None:
         task.status = SUBMITTED
         task.holds_slot = True
+        account.mark(self.now())
+        account.idle_before_last_grant = account.idle
         account.slots_used += 1
         account.note_peaks()
         self._at(task, self.now() + self.options.start_delay, self._begin)
-        self.on_change(task)
+        self._changed(task)
 
     def _release(self, task: SimTask) -> None:
         account = self.accounts[task.mode]
         if task.holds_slot:
             task.holds_slot = False
+            account.mark(self.now())
             account.slots_used -= 1
             if task.status == IN_PROGRESS:
                 account.running -= 1
@@ -292,7 +384,7 @@ class Engine:
         if task.action == "DESCRIBE":
             task.image_key = task.final_image
         self._schedule_next(task)
-        self.on_change(task)
+        self._changed(task)
 
     def _schedule_next(self, task: SimTask) -> None:
         steps = self.options.progress_steps
@@ -320,7 +412,7 @@ class Engine:
                 task.progress = _STALL_PROGRESS
                 self._preview(task)
                 self._schedule_next(task)
-                self.on_change(task)
+                self._changed(task)
             else:
                 self._time_out(task)
             return
@@ -333,7 +425,7 @@ class Engine:
         task.progress = round(100 * task.step / (steps + 1))
         self._preview(task)
         self._schedule_next(task)
-        self.on_change(task)
+        self._changed(task)
 
     def _preview(self, task: SimTask) -> None:
         if task.result == "grid":
@@ -361,7 +453,7 @@ class Engine:
         else:
             task.fail_reason = reason
         self.counters.finished[status] += 1
-        self.on_change(task)
+        self._changed(task)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -388,7 +480,9 @@ class Engine:
         for task in self.tasks.values():
             task.status = CANCEL  # stale queue entries and late callbacks see it is gone
         self.tasks.clear()
+        self._history.clear()
         for account in self.accounts.values():
+            account.mark(self.now())
             account.slots_used = account.running = account.queued = 0
             account.queue.clear()
 

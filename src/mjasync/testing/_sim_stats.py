@@ -21,6 +21,10 @@ def _frozen(counter: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(sorted(counter.items())))
 
 
+def _seconds(values: Mapping[str, float]) -> Mapping[str, float]:
+    return MappingProxyType({key: round(value, 6) for key, value in sorted(values.items())})
+
+
 @dataclass(frozen=True, slots=True)
 class SimStats:
     """A snapshot of the simulator's counters.
@@ -41,6 +45,12 @@ class SimStats:
         running: tasks per mode now IN_PROGRESS.
         queued: tasks per mode now waiting for a core slot (NOT_START).
         peak_active, peak_running: the highest ``active`` / ``running`` seen per mode.
+        peak_queued: the highest ``queued`` (jobs waiting for a core) seen per mode.
+        core_busy: core-seconds per mode with a job holding the core (SUBMITTED or
+            IN_PROGRESS), from the first job's arrival to the latest change of cores in use.
+        core_idle: core-seconds per mode with no job on the core while jobs were still to
+            come: the sum over cores of their free time from the first job's arrival to the
+            latest moment a job got a core (idle time a client could have used).
         finished: tasks that reached SUCCESS, FAILURE or CANCEL, by status.
         tasks: tasks the server currently knows.
         faults: injected faults by fault name (``html_502``, ``rate_limit``,
@@ -60,6 +70,9 @@ class SimStats:
     queued: Mapping[str, int]
     peak_active: Mapping[str, int]
     peak_running: Mapping[str, int]
+    peak_queued: Mapping[str, int]
+    core_busy: Mapping[str, float]
+    core_idle: Mapping[str, float]
     finished: Mapping[str, int]
     tasks: int
     faults: Mapping[str, int]
@@ -133,6 +146,9 @@ class Counters:
         queued: Mapping[str, int],
         peak_active: Mapping[str, int],
         peak_running: Mapping[str, int],
+        peak_queued: Mapping[str, int],
+        core_busy: Mapping[str, float],
+        core_idle: Mapping[str, float],
         tasks: int,
     ) -> SimStats:
         """Freeze the counters together with the accounts' current figures."""
@@ -147,6 +163,9 @@ class Counters:
             queued=_frozen(queued),
             peak_active=_frozen(peak_active),
             peak_running=_frozen(peak_running),
+            peak_queued=_frozen(peak_queued),
+            core_busy=_seconds(core_busy),
+            core_idle=_seconds(core_idle),
             finished=_frozen(self.finished),
             tasks=tasks,
             faults=_frozen(self.faults),
