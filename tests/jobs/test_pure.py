@@ -44,7 +44,9 @@ def test_poll_interval_adapts():
     quiet9 = next_poll_interval(s, S.IN_PROGRESS, changed=False, quiet_rounds=9, push_healthy=False)
     pushed = next_poll_interval(s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=True)
     assert moving == 1.0
-    assert queued == 2.0  # slower while waiting in a queue
+    waiting = next_poll_interval(s, S.NOT_START, changed=False, quiet_rounds=0, push_healthy=False)
+    assert waiting == 2.0  # slower while waiting in a queue ...
+    assert queued == 4.0  # ... and slower still while nothing changes, capped
     assert moving < quiet1 < quiet9 == 4.0  # backs off while quiet, capped
     assert pushed == 10.0  # pushes tell us first
 
@@ -77,11 +79,15 @@ def test_poll_interval_follows_the_estimate():
             time_left=left,
         )
 
-    assert running(60.0) == 4.0  # far from the end: the slowest pace
-    assert running(5.0) == 2.5  # halfway to the expected end
-    assert running(1.2) == 1.0  # near the end: never faster than the base interval
-    # Overdue (the estimate was wrong): the usual quiet back-off, not a poll storm.
-    assert running(-3.0, changed=False, quiet=2) == 2.25
+    assert running(60.0) == 10.0  # far from the end: halfway, at most every push_interval
+    assert running(12.0) == 6.0  # halfway to the expected end while it is far
+    assert running(5.0) == 5.0  # near (two max_intervals or less): meet the expected end
+    assert running(1.2) == 1.2
+    assert running(0.1) == 0.25  # ... but not in a flurry
+    # Just overdue: never slower than the interval, the end is due any moment ...
+    assert running(-3.0, changed=False, quiet=2) == 1.0
+    # ... long overdue (the estimate was wrong): the usual quiet back-off, not a poll storm.
+    assert running(-5.0, changed=False, quiet=2) == 2.25
     pushed = next_poll_interval(
         s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=True, time_left=5.0
     )

@@ -49,9 +49,11 @@ async def test_queue_full_is_absorbed_without_duplicates(accent):
 
 
 async def test_auto_concurrency_grows_and_halves():
+    # queue_ahead=0: the AIMD rule alone, as before queueing ahead (with it, "auto" stops
+    # growing where the account queues: see test_queue_ahead.py).
     async with (
         FakeMidjourney(api_keys=(KEY,), core_size=3, queue_size=3, job_duration=0.05) as fake,
-        fast_client(fake, concurrency="auto") as client,
+        fast_client(fake, concurrency="auto", queue_ahead=0) as client,
     ):
         limits: list[int] = []
 

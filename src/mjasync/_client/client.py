@@ -54,8 +54,17 @@ class Client(ButtonCalls):
         mode_path: where the mode goes in the URL; ``"/mj-{mode}"`` or e.g. ``"/{mode}"``.
         auth: ``"bearer"`` (``Authorization: Bearer KEY``, relays) or ``"mj-api-secret"``
             (self-hosted Java/C# proxies).
-        concurrency: jobs in flight on the upstream account per mode (default 3), or
-            ``"auto"``. Not with ``limiter`` (give the limiter its concurrency).
+        concurrency: jobs *running* on the upstream account per mode (default 3), or
+            ``"auto"`` (learn it: grow while the account runs more, stop where it queues).
+            Not with ``limiter`` (give the limiter its concurrency).
+        queue_ahead: jobs let *wait* in the account's own queue beyond the running ones, so
+            that a freed core starts the next job at once instead of after the client noticed
+            (default ``None``: one per core; ``0``: never, each job is sent only when one of
+            ours ended). Only once the account is seen to queue — a submit answered "queued"
+            (code 22) or a job of ours ``NOT_START`` while another runs — so an account with
+            more cores than ``concurrency`` never runs more than ``concurrency`` of ours;
+            never more than a queued job can wait well inside the servers' timeouts (about
+            two minutes); halved by a queue-full refusal.
         poll_interval: the poller's base interval in seconds (default 2); it adapts around it.
             Not with ``poll_settings``.
         timeout: seconds for one HTTP request.
@@ -106,6 +115,7 @@ class Client(ButtonCalls):
         refusal_policy: RefusalPolicy | None = None,
         poll_settings: PollSettings | None = None,
         webhook: PushSource | None = None,
+        queue_ahead: int | None = None,
     ) -> None:
         config = ClientConfig.build(
             base_url=base_url,
@@ -125,6 +135,7 @@ class Client(ButtonCalls):
             list_batch_size=list_batch_size,
             session=session,
             webhook=webhook,
+            queue_ahead=queue_ahead,
         )
         self.mode = config.mode
         self.max_image_bytes = config.max_image_bytes
@@ -139,7 +150,13 @@ class Client(ButtonCalls):
             session=session,
         )
         self._api = WireAPI(self._transport, config.retry, list_batch_size=list_batch_size)
-        self._engine = JobEngine(self._api, config.limiter, config.poll, config.refusals)
+        self._engine = JobEngine(
+            self._api,
+            config.limiter,
+            config.poll,
+            config.refusals,
+            queue_ahead=config.queue_ahead,
+        )
         self._webhook = webhook
         self._task_group: anyio.abc.TaskGroup | None = None
         self._legacy_change_modes = set()

@@ -74,6 +74,7 @@ class ClientConfig:
     image_seed_timeout: float
     max_image_bytes: int
     list_batch_size: int
+    queue_ahead: int | None = None
 
     @classmethod
     def build(
@@ -96,6 +97,7 @@ class ClientConfig:
         list_batch_size: int,
         session: aiohttp.ClientSession | None,
         webhook: object,
+        queue_ahead: int | None = None,
     ) -> ClientConfig:
         """Check every argument (see :class:`mjasync.Client` for their meaning).
 
@@ -151,6 +153,11 @@ class ClientConfig:
             raise ValueError(f"max_image_bytes must be a positive int, not {max_image_bytes!r}")
         if not _is_int(list_batch_size) or not 1 <= list_batch_size <= 1000:
             raise ValueError(f"list_batch_size must be within 1..1000, not {list_batch_size!r}")
+        if queue_ahead is not None and (not _is_int(queue_ahead) or queue_ahead < 0):
+            raise ValueError(
+                f"queue_ahead must be an int >= 0 (0: never let jobs wait upstream) or None "
+                f"(one per core), not {queue_ahead!r}"
+            )
         return cls(
             base_url=base_url,
             api_key=api_key,
@@ -163,6 +170,7 @@ class ClientConfig:
             image_seed_timeout=check_seconds(image_seed_timeout, "image_seed_timeout"),
             max_image_bytes=max_image_bytes,
             list_batch_size=list_batch_size,
+            queue_ahead=queue_ahead,
         )
 
 

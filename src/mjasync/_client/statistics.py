@@ -12,13 +12,18 @@ __all__ = ["ClientStatistics", "ModeStatistics", "snapshot"]
 
 @attrs.frozen(slots=True)
 class ModeStatistics:
-    """One mode's budget and watch list at the moment of the snapshot."""
+    """One mode's budget and watch list at the moment of the snapshot.
+
+    ``in_flight`` counts every slot held, ``queued_ahead`` the ones let wait in the account's
+    queue on purpose (``queue_ahead``).
+    """
 
     mode: str
     limit: int
     in_flight: int
     waiting_for_slot: int
     watched: int
+    queued_ahead: int = 0
 
 
 @attrs.frozen(slots=True)
@@ -81,9 +86,10 @@ def snapshot(api: WireAPI, engine: JobEngine) -> ClientStatistics:
         ModeStatistics(
             mode=stats.mode,
             limit=stats.limit,
-            in_flight=stats.in_use,
+            in_flight=stats.in_use + engine.queued_ahead(stats.mode),
             waiting_for_slot=stats.waiting,
             watched=engine.watched(stats.mode),
+            queued_ahead=engine.queued_ahead(stats.mode),
         )
         for stats in engine.limiter.statistics()
     )

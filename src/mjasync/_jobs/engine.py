@@ -7,7 +7,14 @@ drive jobs through this one object. Its contract:
    caller's until it hands it to :meth:`start` or :meth:`attach` (then it is the job's) or
    gives it back with :meth:`release_unused`. A job's slot is released exactly once, when the
    server reports the task terminal, or it is lost, stalls, or the client closes — never
-   earlier, so the account never holds more jobs than the budget.
+   earlier, so the account never holds more jobs than the budget. The budget is the limiter's
+   slots (``concurrency``: the jobs that run) plus, once the account has been seen to queue
+   (one of our jobs waited — code 22 or ``NOT_START`` — while another of ours ran), up to
+   ``queue_ahead`` *ahead* slots: jobs let wait in the account's own queue so that a freed
+   core starts the next job at once. Ahead slots are the engine's own (never the limiter's),
+   are handed out only while every running slot is taken, and follow the same rule: held
+   until the job ends. How many are allowed is a pure decision
+   (:func:`~mjasync._jobs.limiter.ahead_allowance`); with ``queue_ahead=0`` there are none.
 2. **Submits.** :meth:`start` sends the request while the slot is held; the POST runs to its
    answer even if the caller is cancelled (anyio or plain asyncio), because a task id the
    server assigned is paid for. If the caller left meanwhile, the new job is abandoned (3).
@@ -18,7 +25,8 @@ drive jobs through this one object. Its contract:
    server says it ended.
 4. **Observations.** Polled and pushed task payloads go through :meth:`observe`. A pushed end
    is only a hint: the engine confirms it with a (batched) poll before the job ends. Anything
-   unreadable fails at most the task it belongs to.
+   unreadable fails at most the task it belongs to. Observations also teach the engine about
+   the account (how many of ours run, whether one waits, how long jobs take).
 5. **Outcomes** are counted once, where a job ends (:meth:`_deliver`), whichever path ended it.
 """
 
@@ -53,7 +61,19 @@ from .._wire.retry import RefusalPolicy, backoff_delay
 from .background import BackgroundTasks
 from .events import ProgressEvent, is_advance
 from .job import Job
-from .limiter import Limiter, Slot
+from .limiter import (
+    QUEUE_WAIT_BUDGET,
+    Limiter,
+    Outcome,
+    QueueState,
+    Slot,
+    ahead_allowance,
+    grows_running,
+    learned_job_time,
+    queue_feedback,
+    saw_running,
+    saw_waiting,
+)
 from .pacing import PollSettings
 from .poller import Poller
 from .watch import Watch
@@ -97,6 +117,22 @@ class EngineCounters:
 
 
 @attrs.define(eq=False)
+class _Account:
+    """The engine's view of one mode's upstream account."""
+
+    queue: QueueState = attrs.field(factory=QueueState)
+    held: set[object] = attrs.field(factory=set)  # tokens of the limiter slots we hold
+    ahead: set[object] = attrs.field(factory=set)  # tokens of the ahead slots we hold
+    running: int = 0  # tracked jobs now IN_PROGRESS
+    peak_limit: int = 0  # the most running slots the limiter has allowed
+    waiters: list[anyio.CancelScope] = attrs.field(factory=list)  # waiting on the limiter
+    # Seen waiting (NOT_START) in the observations not yet settled: judged together with
+    # the running count once a whole round is applied (its order is the server's).
+    waiting: set[Watch] = attrs.field(factory=set)
+    unsettled: bool = False
+
+
+@attrs.define(eq=False)
 class _PendingSubmit:
     """A submit whose POST outlives its caller if need be."""
 
@@ -115,6 +151,9 @@ class JobEngine:
         settings: poll pacing.
         refusals: how long queue-full refusals are waited out.
         posts_at_once: submits in flight at once for callers outside a submitter pool.
+        queue_ahead: jobs let wait in the account's queue once it is seen to queue
+            (``None``: one per core; ``0``: none).
+        wait_budget: the longest a job let wait should expect to wait (seconds).
     """
 
     def __init__(
@@ -126,12 +165,18 @@ class JobEngine:
         *,
         posts_at_once: int = POSTS_AT_ONCE,
         random: Callable[[], float] = random.random,
+        queue_ahead: int | None = None,
+        wait_budget: float = QUEUE_WAIT_BUDGET,
     ) -> None:
         self.api = api
         self.limiter = limiter
         self.settings = settings
         self.refusals = refusals
+        self.queue_ahead = queue_ahead
+        # A job let wait must not look stalled either: it shows no change while it waits.
+        self.wait_budget = min(wait_budget, settings.stall_timeout / 2)
         self.counters = EngineCounters()
+        self._accounts: dict[str, _Account] = {}
         self._random = random
         self._posts = anyio.Semaphore(posts_at_once)
         self._watches: dict[str, dict[str, Watch]] = {}
@@ -233,11 +278,13 @@ class JobEngine:
             return existing
         now = _now()
         watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot, initial=initial)
-        watch.last_change = now
+        watch.last_change = watch.seen_at = now
         if status is not None:
             watch.status = status
-            # One interval, not the waiting pace: short jobs (describe, shorten) end in seconds.
-            watch.due = now + self.settings.interval
+            # One interval, not the waiting pace: short jobs (describe, shorten) end in seconds;
+            # on a server that refreshes on a cadence, nothing shows before its next refresh.
+            assert self._poller is not None
+            watch.due = self._poller.first_due(key, now)
         else:
             watch.due = now  # re-attaching: learn the state at once
         group[task_id] = watch
@@ -250,24 +297,161 @@ class JobEngine:
     async def acquire(self, mode: str | None) -> Slot:
         """Wait for a free slot in ``mode``'s budget (cancellable; takes nothing if cancelled).
 
+        A running slot from the limiter, or, while every running slot is taken and the
+        account is seen to queue, an ahead slot (see the module docstring, item 1).
+
         Raises:
             ClientClosedError: the client closed while waiting.
             LimiterError: a shared budget's store is unreachable.
         """
         self.check_open()
-        with anyio.CancelScope() as scope:
-            self._slot_waiters.add(scope)
-            try:
-                return await self.limiter.acquire(mode)
-            finally:
-                self._slot_waiters.discard(scope)
+        key = mode_key(mode)
+        account = self._account(key)
+        while True:
+            if self._ahead_free(account, key):
+                slot = Slot(mode=key, ahead=True)
+                account.ahead.add(slot.token)
+                return slot
+            with anyio.CancelScope() as scope:
+                self._slot_waiters.add(scope)
+                account.waiters.append(scope)
+                try:
+                    slot = await self.limiter.acquire(mode)
+                finally:
+                    self._slot_waiters.discard(scope)
+                    if scope in account.waiters:
+                        account.waiters.remove(scope)
+                account.held.add(slot.token)
+                account.peak_limit = max(account.peak_limit, self.limiter.limit(key))
+                self._wake_for_ahead(account, key)  # the running slots may be full now
+                return slot
+            if self._closed:
+                break
+            # Woken because an ahead slot opened: look again (someone may have been quicker).
         raise ClientClosedError("the client closed while this request waited for a slot")
 
     def release_unused(self, slot: Slot) -> None:
         """Give back a slot that was never handed to a job (idempotent)."""
+        account = self._accounts.get(slot.mode)
+        if slot.ahead:
+            if account is not None and slot.token in account.ahead:
+                account.ahead.discard(slot.token)
+                self._wake_for_ahead(account, slot.mode)
+            return
+        if account is not None:
+            account.held.discard(slot.token)
         if not self.limiter.release_nowait(slot) and self._background is not None:
             # A shared store (Redis) is I/O: release off this call path.
             self._background.start_soon(self.limiter.release, slot)
+
+    # -- the account's queue ---------------------------------------------------------------
+
+    def _account(self, key: str) -> _Account:
+        account = self._accounts.get(key)
+        if account is None:
+            account = self._accounts[key] = _Account()
+        return account
+
+    def queue_state(self, mode: str | None) -> QueueState:
+        """What has been seen of ``mode``'s account queue (a pure snapshot)."""
+        account = self._accounts.get(mode_key(mode))
+        return account.queue if account is not None else QueueState()
+
+    def queued_ahead(self, mode: str | None) -> int:
+        """Jobs holding ahead slots now (let wait in the account's queue on purpose)."""
+        account = self._accounts.get(mode_key(mode))
+        return len(account.ahead) if account is not None else 0
+
+    def ahead_allowed(self, mode: str | None) -> int:
+        """How many ahead slots ``mode`` allows now (0 until the account is seen to queue)."""
+        key = mode_key(mode)
+        account = self._accounts.get(key)
+        if account is None:
+            return 0
+        return ahead_allowance(
+            self.queue_ahead, account.queue, self.limiter.limit(key), wait_budget=self.wait_budget
+        )
+
+    def _ahead_free(self, account: _Account, key: str) -> bool:
+        if self.queue_ahead == 0 or not account.queue.seen:
+            return False
+        limit = self.limiter.limit(key)
+        if len(account.held) < limit:
+            return False  # a running slot is free (or about to be): that comes first
+        allowed = ahead_allowance(
+            self.queue_ahead, account.queue, limit, wait_budget=self.wait_budget
+        )
+        return len(account.ahead) < allowed
+
+    def _wake_for_ahead(self, account: _Account, key: str) -> None:
+        """Let submitters waiting on the limiter take ahead slots that are free now."""
+        if not account.waiters or not self._ahead_free(account, key):
+            return
+        allowed = ahead_allowance(
+            self.queue_ahead, account.queue, self.limiter.limit(key), wait_budget=self.wait_budget
+        )
+        for _ in range(max(0, allowed - len(account.ahead))):
+            if not account.waiters:
+                break
+            account.waiters.pop(0).cancel()  # the oldest first; it looks again at once
+
+    def _learn(self, key: str, queue: QueueState) -> None:
+        account = self._account(key)
+        if queue == account.queue:
+            return
+        was_seen, account.queue = account.queue.seen, queue
+        if queue.seen != was_seen:
+            log.info(
+                "mode %s: %s",
+                key,
+                f"the account queues ({queue.cores} of ours ran); up to "
+                f"{self.ahead_allowed(key)} job(s) may wait there"
+                if queue.seen
+                else "more of our jobs ran than the running slots allow; not queueing ahead",
+            )
+        self._wake_for_ahead(account, key)
+
+    def _saw_waiting(self, watch: Watch) -> None:
+        account = self._account(mode_key(watch.mode))
+        account.waiting.add(watch)
+        account.unsettled = True
+
+    def _status_moved(self, watch: Watch, old: TaskStatus | None, new: TaskStatus | None) -> None:
+        was_running, is_running = old is TaskStatus.IN_PROGRESS, new is TaskStatus.IN_PROGRESS
+        if was_running == is_running:
+            return
+        account = self._account(mode_key(watch.mode))
+        account.running += 1 if is_running else -1
+        account.unsettled = True
+
+    def settle(self, mode: str | None) -> None:
+        """Learn from the observations applied since the last call (a whole poll round).
+
+        One at a time they can mislead: a round that shows one job ended and the next one
+        started may be applied start first, and two of ours would look running on one core.
+        """
+        key = mode_key(mode)
+        account = self._accounts.get(key)
+        if account is None or not account.unsettled or self.queue_ahead == 0:
+            return
+        account.unsettled = False
+        queue = account.queue
+        if account.waiting:
+            queue = saw_waiting(queue, account.running)
+            if queue.seen:
+                for watch in account.waiting:
+                    watch.waited = True
+            # Judged once: a job still waiting next round is seen (and judged) again.
+            account.waiting.clear()
+        cap = account.peak_limit or self.limiter.limit(key)
+        self._learn(key, saw_running(queue, account.running, cap))
+
+    def _submit_outcome(self, mode: str | None, outcome: Outcome) -> None:
+        key = mode_key(mode)
+        account = self._account(key)
+        # The submit being answered holds a slot but is not on the account (yet).
+        waiting = max(0, len(account.held) + len(account.ahead) - 1 - account.running)
+        self._learn(key, queue_feedback(account.queue, outcome, waiting=waiting))
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -367,6 +551,7 @@ class JobEngine:
                 submission = await self.api.submit(route, body, mode=mode, retry_refusals=False)
             except (QueueFullError, RateLimitError) as refusal:
                 self.counters.refusals += 1
+                self._submit_outcome(mode, "refused")
                 await self.limiter.feedback(mode, "refused")
                 attempt += 1
                 delay = refusal.retry_after
@@ -384,7 +569,9 @@ class JobEngine:
                 await anyio.sleep(delay)
                 continue
             self.counters.submitted += 1
-            await self.limiter.feedback(mode, "accepted")
+            self._submit_outcome(mode, "accepted")
+            if grows_running(self.queue_state(mode), self.limiter.limit(mode)):
+                await self.limiter.feedback(mode, "accepted")
             return submission
 
     def _accepted(
@@ -399,7 +586,7 @@ class JobEngine:
             extra={"task_id": submission.task_id},
         )
         status = _submitted_status(submission)
-        return self._track(
+        watch = self._track(
             submission.task_id,
             mode,
             request=request,
@@ -407,6 +594,10 @@ class JobEngine:
             status=status,
             initial=partial(_initial_event, request, submission, status),
         )
+        if submission.queued and self.queue_ahead != 0:
+            self._saw_waiting(watch)  # code 22: it waits in the account's queue
+            self.settle(mode)
+        return watch
 
     def attach(self, task_id: str, mode: str | None, *, slot: Slot | None = None) -> Job:
         """Follow an existing task (re-attach). With ``slot``, the job holds it until it ends.
@@ -475,7 +666,10 @@ class JobEngine:
         watch = self.find(task_id)
         if watch is None or watch.retired:
             return False
-        return self.apply(watch, payload, source)
+        moved = self.apply(watch, payload, source)
+        if source == "push":
+            self.settle(watch.mode)  # a push is a round of its own
+        return moved
 
     def apply(
         self, watch: Watch, payload: Mapping[str, Any], source: Source, now: float | None = None
@@ -504,6 +698,10 @@ class JobEngine:
             return False  # the same observation again: nothing to parse
         # Decide on the two fields alone; the whole Task is built only if someone will see it.
         status, progress = parse_status(raw_key[0]), parse_progress(raw_key[1])
+        if status is TaskStatus.NOT_START and not watch.waited and self.queue_ahead != 0:
+            # Evidence even when it is no advance (a relay said SUBMITTED for a queued job).
+            self._saw_waiting(watch)
+        watch.blank = status is TaskStatus.UNKNOWN
         if pushed:
             if status.is_terminal:
                 # A push may hurry an end, never forge one: the server confirms it first.
@@ -518,7 +716,10 @@ class JobEngine:
         if not is_advance(watch.status, watch.progress, status, progress):
             return False
         watch.raw_key = raw_key
+        old_status = watch.status
         watch.status, watch.progress = status, progress
+        if (old_status is TaskStatus.IN_PROGRESS) != (status is TaskStatus.IN_PROGRESS):
+            self._status_moved(watch, old_status, status)
         watch.initial = None  # superseded: the submit answer is old news now
         watch.payload = payload
         watch.last_source = source
@@ -527,7 +728,7 @@ class JobEngine:
         if watch.first_running is None and status is TaskStatus.IN_PROGRESS:
             watch.first_running = (now, progress or 0)
         if status.is_terminal:
-            return self._ended_upstream(watch)
+            return self._ended_upstream(watch, now)
         if watch.finished:
             return False  # abandoned: nobody listens any more
         if watch.has_followers:
@@ -545,10 +746,14 @@ class JobEngine:
             extra={"task_id": watch.task_id},
         )
 
-    def _ended_upstream(self, watch: Watch) -> bool:
+    def _ended_upstream(self, watch: Watch, now: float) -> bool:
         task = watch.task
         if task is None:
             raise ProtocolError("an unreadable terminal payload")
+        if watch.first_running is not None and watch.status is TaskStatus.SUCCESS:
+            key = mode_key(watch.mode)
+            ran = now - watch.first_running[0]
+            self._account(key).queue = learned_job_time(self.queue_state(key), ran)
         if watch.confirm_end:
             watch.confirm_end = False
             watch.last_source = "push"  # the push told us first; the poll confirmed it
@@ -647,6 +852,8 @@ class JobEngine:
         group = self._watches.get(mode_key(watch.mode))
         if group is not None and group.get(watch.task_id) is watch:
             del group[watch.task_id]
+        if watch.status is TaskStatus.IN_PROGRESS:
+            self._status_moved(watch, watch.status, None)  # no longer ours to count
         slot, watch.slot = watch.slot, None
         if slot is not None:
             self.release_unused(slot)

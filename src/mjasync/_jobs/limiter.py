@@ -6,6 +6,13 @@ submit and given back when the job is terminal, refused, or its consumer is canc
 
 ``concurrency="auto"`` adapts the limit with AIMD (:func:`next_limit`): grow by one after a full
 window of accepted submits, halve on a queue-full refusal or a 429.
+
+**Queueing ahead.** The limiter's slots cap the jobs *running* on the account. Once the account
+is seen to queue (:func:`saw_waiting`), the engine may also let a few jobs *wait* in the
+account's own queue, so that a freed core starts the next job at once instead of after the
+client noticed. Those are local "ahead" slots (:attr:`Slot.ahead`), never the limiter's, and
+how many are allowed is decided here, purely: :class:`QueueState` is what the client has seen,
+:func:`ahead_allowance` the cap it implies.
 """
 
 from __future__ import annotations
@@ -19,13 +26,21 @@ import attrs
 from .._wire.modes import mode_key
 
 __all__ = [
+    "QUEUE_WAIT_BUDGET",
     "AimdState",
     "Limiter",
     "LimiterStatistics",
     "LocalLimiter",
     "Outcome",
+    "QueueState",
     "Slot",
+    "ahead_allowance",
+    "grows_running",
+    "learned_job_time",
     "next_limit",
+    "queue_feedback",
+    "saw_running",
+    "saw_waiting",
 ]
 
 #: What the scheduler reports back after a submit.
@@ -63,11 +78,16 @@ def next_limit(
 
 @attrs.frozen(slots=True)
 class Slot:
-    """A held place in a mode's budget. Give it back with ``limiter.release(slot)``."""
+    """A held place in a mode's budget. Give it back with ``limiter.release(slot)``.
+
+    ``ahead`` marks a place in the engine's own queue-ahead allowance (a job let wait in the
+    account's queue): limiters never make or see those; the engine gives them back itself.
+    """
 
     mode: str
     token: object = attrs.field(factory=object, eq=False, repr=False)
     lease_id: str | None = None
+    ahead: bool = False
 
 
 @attrs.frozen(slots=True)
@@ -223,3 +243,161 @@ class LocalLimiter:
                 )
             )
         return tuple(result)
+
+
+# -- queueing ahead (pure) -------------------------------------------------------------------
+
+#: The longest a job let wait upstream should expect to wait before it runs (seconds). Well
+#: inside the servers' own limits: J fails tasks after 5 minutes, C expires queued tasks after
+#: an hour, N fails unfinished tasks an hour after their submit (see the servers' notes).
+QUEUE_WAIT_BUDGET = 120.0
+
+
+@attrs.frozen(slots=True)
+class QueueState:
+    """What the client has seen of one account's own queue (one mode; pure state).
+
+    Attributes:
+        seen: one of our jobs waited upstream (code 22 or ``NOT_START``) while another of ours
+            ran: the account queues, so jobs sent beyond the running ones wait there.
+        cores: the most of our jobs seen running at once since then (the account's cores as
+            far as this client can tell; 0 before).
+        room: a learned cap on jobs waiting upstream: halved by a queue-full refusal, grown by
+            one after each window of accepted submits; ``None`` until the first refusal.
+        accepted_in_window: accepted submits since ``room`` last changed.
+        job_time: seconds a job runs, learned from finished ones (``None`` before any).
+    """
+
+    seen: bool = False
+    cores: int = 0
+    room: int | None = None
+    accepted_in_window: int = 0
+    job_time: float | None = None
+
+
+def saw_waiting(state: QueueState, running: int) -> QueueState:
+    """One of our jobs waits upstream while ``running`` of ours run (pure).
+
+    Only evidence when some of ours run: a job queued behind other clients' jobs alone says
+    nothing about how many of ours the account runs.
+
+    >>> saw_waiting(QueueState(), running=3)
+    QueueState(seen=True, cores=3, room=None, accepted_in_window=0, job_time=None)
+    >>> saw_waiting(QueueState(), running=0).seen
+    False
+    """
+    if running < 1:
+        return state
+    return attrs.evolve(state, seen=True, cores=max(state.cores, running))
+
+
+def saw_running(state: QueueState, running: int, cap: int) -> QueueState:
+    """``running`` of our jobs run at once; ``cap`` is the most the running slots ever allowed.
+
+    More than ``cap`` running means a job we let wait was started beside them (the account has
+    more cores than we thought, e.g. other clients freed theirs): stop queueing ahead until
+    the account is seen to queue again. Otherwise the count may raise ``cores``.
+
+    >>> saw_running(QueueState(seen=True, cores=2), running=3, cap=3).cores
+    3
+    >>> saw_running(QueueState(seen=True, cores=3), running=4, cap=3).seen
+    False
+    """
+    if running > cap:
+        return attrs.evolve(state, seen=False, cores=0)
+    if state.seen and running > state.cores:
+        return attrs.evolve(state, cores=running)
+    return state
+
+
+def queue_feedback(state: QueueState, outcome: Outcome, *, waiting: int) -> QueueState:
+    """How a submit went, while queueing ahead (pure): refusals shrink the room, accepts grow it.
+
+    ``waiting`` is how many of our jobs wait upstream now. A queue-full refusal caps the room
+    at half of them; after a refusal, every window of ``room`` accepted submits (at least one)
+    grows it by one again. Before the account is seen to queue nothing changes.
+
+    >>> queue_feedback(QueueState(seen=True, cores=3), "refused", waiting=4).room
+    2
+    >>> queue_feedback(QueueState(seen=True, cores=3, room=2, accepted_in_window=1),
+    ...                "accepted", waiting=0).room
+    3
+    """
+    if not state.seen:
+        return state
+    if outcome == "refused":
+        return attrs.evolve(state, room=max(0, waiting // 2), accepted_in_window=0)
+    if state.room is None:
+        return state
+    seen = state.accepted_in_window + 1
+    if seen >= max(1, state.room):
+        return attrs.evolve(state, room=state.room + 1, accepted_in_window=0)
+    return attrs.evolve(state, accepted_in_window=seen)
+
+
+def learned_job_time(state: QueueState, seconds: float) -> QueueState:
+    """Fold one finished job's running time into the estimate (moving average, pure).
+
+    >>> learned_job_time(QueueState(), 40.0).job_time
+    40.0
+    >>> learned_job_time(QueueState(job_time=40.0), 60.0).job_time
+    46.0
+    """
+    if not seconds > 0:
+        return state
+    if state.job_time is None:
+        return attrs.evolve(state, job_time=seconds)
+    return attrs.evolve(state, job_time=state.job_time + 0.3 * (seconds - state.job_time))
+
+
+def ahead_allowance(
+    setting: int | None,
+    state: QueueState,
+    limit: int,
+    *,
+    wait_budget: float = QUEUE_WAIT_BUDGET,
+) -> int:
+    """How many jobs may wait upstream on purpose, beyond the ``limit`` running slots (pure).
+
+    Args:
+        setting: the ``queue_ahead`` setting: ``None`` for one per core, ``0`` for none.
+        state: what has been seen of the account's queue.
+        limit: the running slots (``concurrency``, or the adaptive limit now).
+        wait_budget: the longest a waiting job should expect to wait (seconds).
+
+    Nothing before the account is seen to queue, so an account with more cores than
+    ``limit`` never runs more than ``limit`` of ours. Then: ``setting`` jobs (one per core
+    by default), no more than fit in ``wait_budget`` at the learned job time, no more than the
+    learned room; and running slots beyond the account's cores already wait, so they count.
+
+    >>> ahead_allowance(None, QueueState(seen=True, cores=3), limit=3)
+    3
+    >>> ahead_allowance(2, QueueState(seen=True, cores=3), limit=4)
+    1
+    >>> ahead_allowance(None, QueueState(), limit=3)
+    0
+    """
+    if setting == 0 or not state.seen:
+        return 0
+    cores = max(1, min(state.cores, limit))
+    wanted = cores if setting is None else setting
+    if state.job_time is not None:
+        waves = int(wait_budget // state.job_time)
+        wanted = min(wanted, cores * waves)  # the last waits ~waves job times
+    if state.room is not None:
+        wanted = min(wanted, state.room)
+    return max(0, wanted - max(0, limit - cores))
+
+
+def grows_running(state: QueueState, limit: int) -> bool:
+    """Whether an accepted submit should still grow an adaptive running limit (pure).
+
+    Once the account is seen to queue, growing past its cores only adds jobs that wait: the
+    queue-ahead allowance covers those, so ``"auto"`` stops at the cores it has seen.
+
+    >>> grows_running(QueueState(), limit=5)
+    True
+    >>> grows_running(QueueState(seen=True, cores=3), limit=3)
+    False
+    """
+    return not state.seen or limit < state.cores

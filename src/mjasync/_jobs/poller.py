@@ -1,19 +1,28 @@
 """The polling loop: one per mode, asking ``list-by-condition`` for every task that is due.
 
-N tasks cost about N / batch requests a round, not N. The loop only sleeps and sends: when a
-task is due comes from :mod:`mjasync._jobs.pacing`, what an answer means from the engine's
+N tasks cost about N / batch requests a round, not N; when every task of the mode fits in one
+request, a round asks for all of them (the request costs the same, and every task is then seen
+at every round). The loop only sleeps and sends: when a task is due comes from
+:mod:`mjasync._jobs.pacing`, what an answer means from the engine's
 :meth:`~mjasync._jobs.engine.JobEngine.apply`. Nothing a server sends can end the loop: a bad
 payload fails its own task, a failed round is retried later.
+
+Each round that shows a change adds a :class:`~mjasync._jobs.pacing.ChangeWindow`; when the
+windows agree on a refresh cadence (a relay that refreshes from upstream every ~15 s), polls
+are timed to meet each refresh (:func:`~mjasync._jobs.pacing.refresh_due`) instead of
+following progress extrapolations, and nothing rides along early.
 """
 
 from __future__ import annotations
 
 import logging
 from asyncio import get_running_loop
+from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import attrs
 
 from .._converter import parse_task_id
 from .._errors import (
@@ -27,7 +36,17 @@ from .._errors import (
 from .._models import TaskStatus
 from .._wire.modes import mode_key
 from .background import BackgroundTasks
-from .pacing import estimated_time_left, next_poll_interval
+from .pacing import (
+    MAX_CADENCE,
+    Cadence,
+    CadenceTrust,
+    ChangeWindow,
+    expected_time_left,
+    fit_cadence,
+    judge_cadence,
+    next_poll_interval,
+    refresh_due,
+)
 from .watch import Watch
 
 if TYPE_CHECKING:
@@ -42,6 +61,35 @@ def _now() -> float:
     return get_running_loop().time()
 
 
+#: Change windows kept per mode for finding a refresh cadence.
+_WINDOWS_KEPT = 12
+#: A cadence shorter than this many base intervals is not worth following.
+_CADENCE_INTERVALS = 4
+#: Rounds polled every interval to learn a relay's cadence, once one showed a task without a
+#: status (what new-api shows before its first refresh).
+_PROBE_ROUNDS = 40
+
+
+@attrs.define(eq=False)
+class _Pace:
+    """What one mode's loop has learned about when its server's answers change."""
+
+    windows: deque[ChangeWindow] = attrs.field(factory=lambda: deque(maxlen=_WINDOWS_KEPT))
+    trust: CadenceTrust = attrs.field(factory=CadenceTrust)
+    missed: int = 0  # rounds in a row that showed no change while following the cadence
+    probes: int | None = None  # rounds left to learn a relay's cadence (None: not started)
+
+    @property
+    def cadence(self) -> Cadence | None:
+        """The cadence polls follow (trusted), if any."""
+        return self.trust.trusted
+
+    @property
+    def on_trial(self) -> bool:
+        """A cadence is on trial: every task is polled every interval."""
+        return self.trust.candidate is not None
+
+
 class Poller:
     """Runs one polling loop per mode key over the engine's watches."""
 
@@ -51,6 +99,19 @@ class Poller:
         self._settings = engine.settings
         self._running: set[str] = set()
         self._wakeups: dict[str, anyio.Event] = {}
+        self._paces: dict[str, _Pace] = {}
+
+    def cadence(self, key: str) -> Cadence | None:
+        """The refresh cadence followed for mode ``key``, if its server has one."""
+        pace = self._paces.get(key)
+        return pace.cadence if pace is not None else None
+
+    def first_due(self, key: str, now: float) -> float:
+        """When a just-submitted task of ``key`` is first worth a poll."""
+        cadence = self.cadence(key)
+        if cadence is not None:
+            return refresh_due(self._settings, cadence, now, missed=0)
+        return now + self._settings.interval
 
     def tracking(self, key: str, mode: str | None, *, was_idle: bool) -> None:
         """A watch was added to ``key``: start its loop, or wake it if it was idle."""
@@ -75,6 +136,8 @@ class Poller:
     async def _run_mode(self, key: str, mode: str | None) -> None:
         settings = self._settings
         next_stall_check = 0.0
+        pace = self._paces.setdefault(key, _Pace())
+        batch = self._engine.api.list_batch_size
         while True:
             group = self._engine.group(key)
             wake = self._wakeups[key] = anyio.Event()
@@ -86,11 +149,14 @@ class Poller:
                 if now >= next_stall_check:  # a scan of every watch: once an interval is plenty
                     self._check_stalls(group.values(), now)
                     next_stall_check = now + settings.interval
-                # Batch generously: a task due within half an interval rides along now.
-                horizon = now + settings.interval / 2
+                # Batch generously: a task due within half an interval rides along now; but a
+                # server with a cadence shows nothing new before its refresh.
+                horizon = now if pace.cadence is not None else now + settings.interval / 2
                 due = [w for w in group.values() if w.due <= horizon]
+                if due and len(due) < len(group) <= batch and self._engine.api.lists(mode):
+                    due = list(group.values())  # one request either way: see them all
                 if due:
-                    await self._poll(due, mode)
+                    await self._poll(due, mode, pace)
             except Exception:  # a bug must not stop every job of the mode: log, go on
                 log.exception("mjasync: a poll round failed; polling goes on")
             group = self._engine.group(key)
@@ -115,12 +181,14 @@ class Poller:
                     ),
                 )
 
-    async def _poll(self, due: list[Watch], mode: str | None) -> None:
+    async def _poll(self, due: list[Watch], mode: str | None, pace: _Pace) -> None:
         engine = self._engine
         engine.counters.poll_rounds += 1
         ids = [w.task_id for w in due]
         seen: set[str] = set()
         group = engine.group(mode_key(mode))
+        sent = _now()
+        changes: list[tuple[float, str]] = []  # (seen unchanged at, task id) of changed tasks
 
         def take(payloads: list[Any]) -> None:
             # Applied chunk by chunk as answers arrive, so a big round never holds every
@@ -139,7 +207,15 @@ class Poller:
                 found = group.get(task_id) or engine.find(task_id)
                 if found is None or found.retired:
                     continue
-                if not engine.apply(found, payload, "poll", now):
+                before, found.seen_at = found.seen_at, sent
+                if engine.apply(found, payload, "poll", now):
+                    found.changed_since = before
+                    changes.append((before, task_id))
+                    first = found.first_running
+                    if first is not None and first[0] == now:
+                        # It started between the two looks: the middle errs least.
+                        found.first_running = ((before + now) / 2, first[1])
+                else:
                     found.quiet_rounds += 1
 
         try:
@@ -155,11 +231,64 @@ class Poller:
             for watch in due:
                 watch.due = later
             return
-        self._pace(due, seen)
+        engine.settle(mode)
+        self._learn(pace, changes, _now())
+        self._pace(due, seen, pace, mode)
 
-    def _pace(self, due: list[Watch], seen: set[str]) -> None:
+    def _learn(self, pace: _Pace, changes: list[tuple[float, str]], received: float) -> None:
+        """Add this round's change window and look (again) for a refresh cadence."""
+        if not changes:
+            if pace.cadence is not None:
+                pace.missed += 1
+            return
+        pace.missed = 0
+        opened, task_id = max(changes)  # every change happened after the latest 'unchanged'
+        window = ChangeWindow(opened=opened, closed=received, task_id=task_id)
+        known = pace.cadence or pace.trust.candidate
+        # A window a third of the period wide or more says nothing about the phase; worse,
+        # it would seem to agree with a multiple of the period. Keep the informative ones.
+        if window.width > (known.period if known is not None else MAX_CADENCE) / 3:
+            return
+        pace.windows.append(window)
+        interval = self._settings.interval
+        relay = pace.probes is not None  # it showed tasks without a status: it refreshes
+        shortest = _CADENCE_INTERVALS * interval
+        periods = 2 if relay else 3  # three neighbouring refreshes do for a relay
+        fit = fit_cadence(
+            tuple(pace.windows),
+            min_period=shortest,
+            near=known.period if known is not None else None,
+            min_periods=periods,
+        )
+        if fit is None and len(pace.windows) > _WINDOWS_KEPT // 2:
+            # The server may have changed its pace: the recent windows alone may agree.
+            recent = tuple(pace.windows)[-(_WINDOWS_KEPT // 2) :]
+            fit = fit_cadence(recent, min_period=shortest, min_periods=periods)
+        before = pace.trust
+        pace.trust = judge_cadence(before, fit, received, interval=interval, relay=relay)
+        if pace.cadence is not None and before.trusted is None:
+            log.info(
+                "mjasync: the server's answers change every %.2fs; polls meet its refreshes",
+                pace.cadence.period,
+            )
+        elif pace.cadence is None and before.trusted is not None:
+            log.info("mjasync: the server's answers no longer follow a cadence")
+
+    def _pace(self, due: list[Watch], seen: set[str], pace: _Pace, mode: str | None) -> None:
         settings = self._settings
         now = _now()
+        cadence = pace.cadence
+        meet = None if cadence is None else refresh_due(settings, cadence, now, missed=pace.missed)
+        if cadence is None and pace.probes is None and any(w.blank for w in due):
+            # No status yet: a relay that refreshes from upstream on its own clock. Looking
+            # every interval for a while shows when its refreshes come.
+            pace.probes = _PROBE_ROUNDS
+        if pace.on_trial:
+            meet = now + settings.interval  # a change off the grid would refute it: look
+        elif cadence is None and pace.probes:
+            pace.probes -= 1
+            meet = now + settings.interval
+        job_time = self._engine.queue_state(mode).job_time if due else None
         for watch in due:
             if watch.retired:
                 continue
@@ -169,16 +298,27 @@ class Poller:
                     watch.misses = 0  # one confirmation at a time
                     self._background.start_soon(self._confirm_lost, watch)
             healthy = now - watch.pushed_at <= settings.push_health
+            if meet is not None and not (healthy and not watch.confirm_end):
+                watch.due = meet
+                continue
             first = watch.first_running
+            time_left = None
+            if first is not None:
+                time_left = expected_time_left(
+                    first,
+                    watch.progress or 0,
+                    (watch.changed_since, watch.last_change),
+                    now,
+                    job_time=job_time,
+                    sharp=2 * settings.interval,
+                )
             watch.due = now + next_poll_interval(
                 settings,
-                watch.status or TaskStatus.UNKNOWN,
+                TaskStatus.UNKNOWN if watch.blank else watch.status or TaskStatus.UNKNOWN,
                 changed=watch.quiet_rounds == 0,
                 quiet_rounds=watch.quiet_rounds,
                 push_healthy=healthy and not watch.confirm_end,
-                time_left=None
-                if first is None
-                else estimated_time_left(first, (watch.last_change, watch.progress or 0), now),
+                time_left=time_left,
             )
 
     async def _confirm_lost(self, watch: Watch) -> None:

@@ -62,6 +62,8 @@ class Watch:
     retired: bool = False
     abandoned: bool = False
     confirm_end: bool = False  # a push claimed an end; the next poll decides
+    waited: bool = False  # seen waiting in the account's queue (taught the engine it queues)
+    blank: bool = False  # the latest answer had no status (a relay before its first refresh)
     # -- followers (made on first use: most jobs have one callback or none) ------------------
     queues: set[EventQueue] = attrs.field(factory=set)
     listeners: list[EventListener] | None = None
@@ -72,6 +74,8 @@ class Watch:
     last_change: float = 0.0
     first_running: tuple[float, int] | None = None  # (time, progress) first seen IN_PROGRESS
     due: float = 0.0
+    seen_at: float = 0.0  # when the latest poll that showed it was sent
+    changed_since: float = 0.0  # its latest change came after this (seen unchanged then)
     quiet_rounds: int = 0
     misses: int = 0
     pushed_at: float = -math.inf

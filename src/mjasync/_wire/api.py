@@ -191,6 +191,10 @@ class WireAPI:
                 exc.message, method="GET", path=self.transport.path_for(route, mode), body=exc.body
             ) from exc
 
+    def lists(self, mode: str | None) -> bool:
+        """``False`` once ``list-by-condition`` proved missing for ``mode`` (polls go per id)."""
+        return mode_key(mode) not in self._no_list
+
     async def fetch_payloads(
         self,
         task_ids: Sequence[str],
