@@ -22,13 +22,25 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _concurrency(text: str) -> int | str:
+    return "auto" if text == "auto" else int(text)
+
+
 def parse_args(description: str, argv: list[str] | None = None) -> argparse.Namespace:
     """The options every contender takes (the orchestrator passes all of them)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--url", required=True, help="simulator base URL")
     parser.add_argument("--key", default="sk-test", help="API key")
     parser.add_argument("--n", type=int, required=True, help="number of imagine jobs")
-    parser.add_argument("--concurrency", type=int, required=True, help="jobs in flight")
+    parser.add_argument(
+        "--concurrency", type=_concurrency, required=True, help="jobs in flight (or 'auto')"
+    )
+    parser.add_argument(
+        "--queue-ahead",
+        type=int,
+        default=None,
+        help="mjasync only: jobs let wait in the account's queue (default: the library's)",
+    )
     parser.add_argument("--poll-interval", type=float, default=1.0, help="seconds between polls")
     parser.add_argument("--mode", default="fast", help="mode segment: {url}/mj-{mode}/mj/...")
     return parser.parse_args(argv)

@@ -84,6 +84,16 @@ class Simulator:
         self.cpu = 0.0
         self._process: subprocess.Popen[str] | None = None
 
+    @classmethod
+    def with_options(cls, **options: Any) -> Simulator:
+        """A simulator with any ``FakeMidjourney`` option (``benchmarks._sim_server``)."""
+        simulator = cls.__new__(cls)
+        simulator.command = [sys.executable, "-m", "benchmarks._sim_server", json.dumps(options)]
+        simulator.url = ""
+        simulator.cpu = 0.0
+        simulator._process = None
+        return simulator
+
     def __enter__(self) -> Self:
         process = subprocess.Popen(
             self.command,

@@ -8,6 +8,7 @@ Also reports what ``client.statistics()`` counted (requests, poll rounds, payloa
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import mjasync
 
@@ -15,11 +16,20 @@ from ._common import Meter, parse_args
 
 
 async def run(
-    url: str, key: str, mode: str, n: int, concurrency: int, poll: float
+    url: str,
+    key: str,
+    mode: str,
+    n: int,
+    concurrency: Any,
+    poll: float,
+    queue_ahead: int | None = None,
 ) -> tuple[list[mjasync.Task | mjasync.MjError], mjasync.ClientStatistics]:
     """Run ``n`` imagine jobs to the end; returns the results and the client's statistics."""
+    options: dict[str, Any] = {}
+    if queue_ahead is not None:  # otherwise the library's default
+        options["queue_ahead"] = queue_ahead
     async with mjasync.Client(
-        url, key, mode=mode, concurrency=concurrency, poll_interval=poll
+        url, key, mode=mode, concurrency=concurrency, poll_interval=poll, **options
     ) as client:
         results = await client.gather(mjasync.Imagine(f"prompt {i}") for i in range(n))
         return results, client.statistics()
@@ -30,7 +40,15 @@ def main() -> None:
     meter = Meter()
     meter.start()
     results, stats = asyncio.run(
-        run(args.url, args.key, args.mode, args.n, args.concurrency, args.poll_interval)
+        run(
+            args.url,
+            args.key,
+            args.mode,
+            args.n,
+            args.concurrency,
+            args.poll_interval,
+            args.queue_ahead,
+        )
     )
     ok = sum(
         1 for r in results if isinstance(r, mjasync.Task) and r.status is mjasync.TaskStatus.SUCCESS
