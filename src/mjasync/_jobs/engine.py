@@ -116,6 +116,10 @@ class EngineCounters:
     completed_by_push: int = 0
 
 
+class _Requeue(Exception):
+    """An ahead slot's submit was refused (queue full): no task exists; wait for a slot."""
+
+
 @attrs.define(eq=False)
 class _Account:
     """The engine's view of one mode's upstream account."""
@@ -476,14 +480,18 @@ class JobEngine:
             SubmissionUncertainError: the job may exist; not resent (slot freed).
         """
         if in_engine_task:
-            try:
-                with anyio.CancelScope(shield=True):
-                    submission = await self._post(request.route, body, mode)
-            except BaseException:
-                self.counters.submits_failed += 1
-                self.release_unused(slot)
-                raise
-            return self._job(self._accepted(request, submission, mode, slot))
+            while True:
+                try:
+                    with anyio.CancelScope(shield=True):
+                        submission = await self._post(request.route, body, mode, slot.ahead)
+                except _Requeue:
+                    slot = await self._requeue(slot, mode)  # cancellable: no task exists
+                    continue
+                except BaseException:
+                    self.counters.submits_failed += 1
+                    self.release_unused(slot)
+                    raise
+                return self._job(self._accepted(request, submission, mode, slot))
         assert self._background is not None
         pending = _PendingSubmit()
         self._background.start_soon(self._post_detached, pending, request, body, mode, slot)
@@ -508,8 +516,16 @@ class JobEngine:
         slot: Slot,
     ) -> None:
         try:
-            with anyio.CancelScope(shield=True):
-                submission = await self._post(request.route, body, mode)
+            while True:
+                try:
+                    with anyio.CancelScope(shield=True):
+                        submission = await self._post(request.route, body, mode, slot.ahead)
+                except _Requeue as requeue:
+                    if pending.caller_left and requeue.__cause__ is not None:
+                        raise requeue.__cause__ from None  # nobody waits for it: send nothing
+                    slot = await self._requeue(slot, mode)
+                    continue
+                break
         except BaseException as exc:
             self.counters.submits_failed += 1
             self.release_unused(slot)
@@ -525,24 +541,38 @@ class JobEngine:
         if isinstance(pending.error, Exception) and not isinstance(pending.error, MjError):
             raise pending.error  # a bug: let it surface in the background task's log
 
+    async def _requeue(self, slot: Slot, mode: str | None) -> Slot:
+        """An ahead slot's submit found the queue full: give it back and wait for a new slot.
+
+        Raises what :meth:`acquire` raises (the given slot is released either way).
+        """
+        self.release_unused(slot)
+        try:
+            return await self.acquire(mode)
+        except BaseException:
+            self.counters.submits_failed += 1
+            raise
+
     def _caller_left(self, job: Job) -> None:
         watch = job._watch
         if watch.owners == 0 and not watch.finished:
             self.abandon(watch, TaskError("its caller left while it was submitted", task_id=job.id))
 
-    async def _post(self, route: str, body: Mapping[str, Any], mode: str | None) -> Submission:
+    async def _post(
+        self, route: str, body: Mapping[str, Any], mode: str | None, ahead: bool = False
+    ) -> Submission:
         # Bounded: 10,000 concurrent callers wait here rather than in aiohttp's pool.
         try:
             self._posts.acquire_nowait()  # the common case, without a trip through the loop
         except anyio.WouldBlock:
             await self._posts.acquire()
         try:
-            return await self._submit_absorbing_refusals(route, body, mode)
+            return await self._submit_absorbing_refusals(route, body, mode, ahead)
         finally:
             self._posts.release()
 
     async def _submit_absorbing_refusals(
-        self, route: str, body: Mapping[str, Any], mode: str | None
+        self, route: str, body: Mapping[str, Any], mode: str | None, ahead: bool = False
     ) -> Submission:
         started = _now()
         attempt = 0
@@ -566,6 +596,10 @@ class JobEngine:
                     delay,
                     attempt + 1,
                 )
+                if ahead:
+                    # A job let wait found the queue full: it waits for a slot like any other
+                    # (the room learned from this refusal decides which kind it gets).
+                    raise _Requeue from refusal
                 await anyio.sleep(delay)
                 continue
             self.counters.submitted += 1

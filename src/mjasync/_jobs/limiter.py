@@ -27,6 +27,7 @@ from .._wire.modes import mode_key
 
 __all__ = [
     "QUEUE_WAIT_BUDGET",
+    "ROOM_WINDOW",
     "AimdState",
     "Limiter",
     "LimiterStatistics",
@@ -310,16 +311,21 @@ def saw_running(state: QueueState, running: int, cap: int) -> QueueState:
     return state
 
 
+#: Accepted submits, at least, before a room learned from a refusal grows by one.
+ROOM_WINDOW = 8
+
+
 def queue_feedback(state: QueueState, outcome: Outcome, *, waiting: int) -> QueueState:
     """How a submit went, while queueing ahead (pure): refusals shrink the room, accepts grow it.
 
     ``waiting`` is how many of our jobs wait upstream now. A queue-full refusal caps the room
-    at half of them; after a refusal, every window of ``room`` accepted submits (at least one)
-    grows it by one again. Before the account is seen to queue nothing changes.
+    at half of them; after a refusal, every window of accepted submits (``room``, at least
+    :data:`ROOM_WINDOW`) grows it by one again. Before the account is seen to queue nothing
+    changes.
 
     >>> queue_feedback(QueueState(seen=True, cores=3), "refused", waiting=4).room
     2
-    >>> queue_feedback(QueueState(seen=True, cores=3, room=2, accepted_in_window=1),
+    >>> queue_feedback(QueueState(seen=True, cores=3, room=2, accepted_in_window=7),
     ...                "accepted", waiting=0).room
     3
     """
@@ -330,7 +336,7 @@ def queue_feedback(state: QueueState, outcome: Outcome, *, waiting: int) -> Queu
     if state.room is None:
         return state
     seen = state.accepted_in_window + 1
-    if seen >= max(1, state.room):
+    if seen >= max(ROOM_WINDOW, state.room):
         return attrs.evolve(state, room=state.room + 1, accepted_in_window=0)
     return attrs.evolve(state, accepted_in_window=seen)
 

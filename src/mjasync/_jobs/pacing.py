@@ -243,7 +243,7 @@ class Cadence:
     latest: float
 
     def next_refresh(self, after: float) -> float:
-        """The earliest instant of the first refresh that may come after ``after``.
+        """The earliest instant of the first refresh whose earliest instant is after ``after``.
 
         >>> Cadence(period=15.0, earliest=100.0, latest=100.5).next_refresh(131.0)
         145.0
@@ -360,15 +360,14 @@ def refresh_due(
     >>> c = Cadence(period=15.0, earliest=100.0, latest=100.5)
     >>> refresh_due(s, c, 101.0, missed=0)  # a tenth of the period after it, at most
     116.5
-    >>> refresh_due(s, c, 116.0, missed=1)
-    118.0
+    >>> refresh_due(s, c, 116.5, missed=1)  # it showed nothing: an interval later
+    118.5
     """
     margin = min(settings.interval, cadence.period / 10)
-    meet = cadence.next_refresh(now) + margin
-    if missed <= 0:
-        return meet
+    if missed <= 0:  # this round saw the refresh: the next one
+        return cadence.next_refresh(now) + margin
     again = min(settings.max_interval, settings.interval * 1.5 ** min(missed - 1, 8))
-    return min(now + again, meet)
+    return min(now + again, cadence.next_refresh(now - margin) + margin)
 
 
 #: How many of its periods a refuted cadence is not tried again.

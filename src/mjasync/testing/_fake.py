@@ -242,6 +242,14 @@ class FakeMidjourney:
         now = self._engine.now()
         return self._renderer.task(self._engine.visible(task, now), now)
 
+    def shown_at(self, epoch_ms: int) -> int:
+        """When a task change made at ``epoch_ms`` (a ``finishTime``, say) shows to clients.
+
+        With ``relay_refresh``, at the relay's next refresh; otherwise at once. Epoch
+        milliseconds, on the same clock as the task times.
+        """
+        return self._engine.shown_from_ms(int(epoch_ms))
+
     def task_ids(self) -> list[str]:
         """Every task id the server knows, oldest first."""
         return list(self._engine.tasks)

@@ -212,6 +212,15 @@ class Engine:
         periods = math.floor((now - self._loop_anchor) / period + 1e-9)
         return None if periods < 1 else self._loop_anchor + periods * period
 
+    def shown_from_ms(self, epoch_ms: int) -> int:
+        """When a change made at ``epoch_ms`` shows (the next relay refresh; epoch ms)."""
+        period = self.options.relay_refresh
+        if not period:
+            return epoch_ms
+        since = epoch_ms / 1000 - self._wall_anchor
+        periods = max(1, math.ceil(since / period - 1e-9))
+        return math.ceil((self._wall_anchor + periods * period) * 1000)
+
     def visible(self, task: SimTask, now: float) -> SimTask:
         """The task as the server shows it at ``now`` (``relay_refresh``: as last refreshed)."""
         if not self.options.relay_refresh:
