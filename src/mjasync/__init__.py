@@ -69,6 +69,7 @@ if _typing.TYPE_CHECKING:
         PromptResult,
         RequestResult,
     )
+    from ._integrations.redis_bus import PushBusStatistics, RedisPushBus
     from ._integrations.redis_limiter import RedisLimiter
     from ._integrations.webhook import PushVerdict, WebhookReceiver, WebhookStatistics
 
@@ -93,6 +94,8 @@ _LAZY = {
     "ResumePlan": "._batch.journal",
     "request_key": "._batch.journal",
     "RedisLimiter": "._integrations.redis_limiter",
+    "RedisPushBus": "._integrations.redis_bus",
+    "PushBusStatistics": "._integrations.redis_bus",
     "PushVerdict": "._integrations.webhook",
     "WebhookReceiver": "._integrations.webhook",
     "WebhookStatistics": "._integrations.webhook",
@@ -142,10 +145,12 @@ __all__ = [
     "ProgressEvent",
     "PromptResult",
     "ProtocolError",
+    "PushBusStatistics",
     "PushVerdict",
     "QueueFullError",
     "RateLimitError",
     "RedisLimiter",
+    "RedisPushBus",
     "RefusalPolicy",
     "Request",
     "RequestResult",

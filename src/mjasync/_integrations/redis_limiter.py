@@ -59,11 +59,17 @@ if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
     from redis.commands.core import AsyncScript
 
-__all__ = ["RedisLimiter", "redact_url"]
+__all__ = [
+    "RedisLimiter",
+    "check_budget_name",
+    "check_redis_url",
+    "outage_retry_delay",
+    "redact_url",
+    "require_redis",
+]
 
 _LOG = logging.getLogger("mjasync.redis")
 
-_INSTALL_HINT = "RedisLimiter needs the redis package: pip install 'mjasync[redis]'"
 
 #: The longest a waiter sleeps without a wake-up. Pub/sub normally wakes it at once; this only
 #: bounds the delay when a notification is lost (pub/sub reconnecting) or never sent.
@@ -226,12 +232,41 @@ def redact_url(url: str) -> str:
     return f"{text}?{urlencode(query, safe='*')}" if query else text
 
 
-def _require_redis() -> None:
-    """Fail at construction, not at the first acquire, when the extra is missing."""
+def require_redis(what: str = "RedisLimiter") -> None:
+    """Fail at construction, not at the first call, when the extra is missing."""
     try:
         import redis.asyncio  # noqa: F401
     except ImportError as exc:
-        raise ImportError(_INSTALL_HINT) from exc
+        raise ImportError(f"{what} needs the redis package: pip install 'mjasync[redis]'") from exc
+
+
+def check_redis_url(url: object) -> str:
+    """Check a Redis URL's type and scheme; return it redacted (for messages and reprs).
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not ``redis://``, ``rediss://`` or ``unix://`` (shown without password).
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str like 'redis://host:6379/0', not {type(url).__name__}")
+    safe_url = redact_url(url)
+    if urlsplit(url).scheme not in _SCHEMES:
+        raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {safe_url}")
+    return safe_url
+
+
+def check_budget_name(name: object) -> None:
+    """Names go into Redis keys (inside a ``{...}`` hash tag): 1-200 of ``A-Za-z0-9-_.:@/``.
+
+    Raises:
+        ValueError: any other name.
+    """
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= 200
+        or not all(ch.isalnum() or ch in "-_.:@/" for ch in name)
+    ):
+        raise ValueError(f"name must be 1-200 letters, digits or -_.:@/, not {name!r}")
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -381,20 +416,9 @@ class RedisLimiter:
         initial: int = 3,
         outage_timeout: float = 30.0,
     ) -> None:
-        _require_redis()
-        if not isinstance(url, str):
-            raise TypeError(
-                f"url must be a str like 'redis://host:6379/0', not {type(url).__name__}"
-            )
-        self._safe_url = redact_url(url)
-        if urlsplit(url).scheme not in _SCHEMES:
-            raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {self._safe_url}")
-        if (
-            not isinstance(name, str)
-            or not 0 < len(name) <= 200
-            or not all(ch.isalnum() or ch in "-_.:@/" for ch in name)
-        ):
-            raise ValueError(f"name must be 1-200 letters, digits or -_.:@/, not {name!r}")
+        require_redis("RedisLimiter")
+        self._safe_url = check_redis_url(url)
+        check_budget_name(name)
         if concurrency != "auto" and (
             not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
         ):
