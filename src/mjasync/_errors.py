@@ -15,8 +15,9 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     │   └── UnsupportedEndpointError  404 on a route the server does not have
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
-    ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
-    ├── ClientClosedError ......... the client closed while a call waited (e.g. for a slot)
+    ├── LimiterError .............. no slot could be had: the shared budget (e.g. Redis) is
+    │   │                           unreachable, or ...
+    │   └── ClientClosedError ..... ... the client closed while the request waited for one
     ├── JournalError .............. the batch journal cannot be used
     │   ├── JournalVersionError ... written by a newer mjasync
     │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
@@ -265,8 +266,11 @@ class LimiterError(MjError):
     """The in-flight budget's backing store (e.g. Redis) could not be reached in time."""
 
 
-class ClientClosedError(MjError):
-    """The client was closed while this call waited (for a slot, say), or after it closed."""
+class ClientClosedError(LimiterError):
+    """The client was closed while this request waited for a slot (nothing was sent).
+
+    Catch it as :class:`LimiterError`: either way the request never got a slot.
+    """
 
 
 class TaskError(MjError):
