@@ -31,6 +31,7 @@ from .._client import Client
 from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
 from .files import CountingDownloader
 from .journal import Journal, JournalStore, request_key
+from .lock import DIR_LOCK_NAME, BatchLock, journal_lock_path
 from .runner import PromptSpec, Runner, UnitSpec
 from .slots import SlotGate
 from .types import BatchEvent, BatchSummary
@@ -142,6 +143,11 @@ class Batch:
         download_limit: images downloaded at once.
         session: an aiohttp session for the downloads (default: a private one, without the
             API key, so no CDN ever sees it).
+
+    The batch holds a lock on its journal (``<journal>.lock``) and its output directory
+    (``.mjasync.lock``) for the whole run: a second batch on either fails at once with
+    :class:`~mjasync.JournalLockedError`, before it sends anything. The lock ends with the
+    process that holds it, even when that process is killed.
 
     Raises:
         ValueError, TypeError: a bad option or request (before anything is sent).
@@ -281,6 +287,8 @@ class Batch:
         before = self._client.statistics()
         await anyio.to_thread.run_sync(lambda: self.out_dir.mkdir(parents=True, exist_ok=True))
         async with AsyncExitStack() as stack:
+            # Locked before the journal is read and before anything is sent; released last.
+            await self._lock(stack)
             journal = await self._open_journal(stack)
             downloader = None
             if self._download:
@@ -323,6 +331,21 @@ class Batch:
         )
         return self._summary
 
+    async def _lock(self, stack: AsyncExitStack) -> None:
+        """Hold the journal's and the output directory's locks until ``stack`` closes."""
+        locks = [BatchLock(self.out_dir / DIR_LOCK_NAME, f"output directory {str(self.out_dir)!r}")]
+        journal = self.journal_path
+        if journal and journal != ":memory:":
+            locks.insert(0, BatchLock(journal_lock_path(journal), f"journal {journal!r}"))
+        for lock in locks:
+            await anyio.to_thread.run_sync(self._make_parent, lock.path)
+            await anyio.to_thread.run_sync(lock.acquire)
+            stack.callback(lock.release)
+
+    @staticmethod
+    def _make_parent(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
     async def _open_journal(self, stack: AsyncExitStack) -> JournalStore:
         arg = self._journal_arg
         if arg is not None and not isinstance(arg, str | os.PathLike):
@@ -359,8 +382,12 @@ async def run_batch(
     reached the server without an answer are reported as uncertain, not resent, unless
     ``resubmit_uncertain=True``. See :class:`Batch` for the arguments.
 
+    Only one batch at a time may use a journal or an output directory: a second one
+    raises :class:`~mjasync.JournalLockedError` before sending anything.
+
     Raises:
         AuthenticationError: the server refused the key.
+        JournalLockedError: another batch is using the journal or the output directory.
         JournalError: the journal cannot be used.
         ValueError, TypeError: a bad option or request, before anything is sent.
 
