@@ -16,21 +16,24 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
 
 import mjasync
 from batch._support import (
+    assert_real_png,
     clean_env,
     cli,
     journal_states,
     run_cli,
     wait_until,
 )
+from mjasync._batch.download import PART_SUFFIX, Downloader
 from mjasync._batch.report import write_atomic
 from mjasync._errors import JournalLockedError
 
-from .download_server import HostileProxy, hostile_proxy
+from .download_server import HostileProxy, hostile_proxy, padded_png, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -205,3 +208,77 @@ def test_report_temp_files_are_unique_per_writer(tmp_path: Path) -> None:
     assert errors == []
     assert target.read_text() in texts  # one writer's whole text, never a mix
     assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.jsonl"]
+
+
+async def test_two_writers_of_one_image_never_share_a_part_file(tmp_path: Path) -> None:
+    """Two downloaders writing the same name both end with a whole image, no error.
+
+    With a fixed ``NAME.part``, the second writer deleted the first one's part file, the first
+    renamed the second one's half-written file into place, and the second then failed.
+    """
+    from aiohttp import web
+
+    body = padded_png(200_000)
+    gates = {"a": anyio.Event(), "b": anyio.Event()}
+
+    async def image(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "image/png"})
+        await response.prepare(request)
+        await response.write(body[:1000])
+        await gates[request.match_info["who"]].wait()
+        await response.write(body[1000:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/{who}/grid.png", image)
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def parts() -> set[tuple[str, int]]:
+        found = set()
+        for p in out.iterdir():
+            if p.name.endswith(PART_SUFFIX):
+                # lstat: a vanished entry between listing and stat is simply not counted.
+                try:
+                    found.add((p.name, p.lstat().st_ino))
+                except FileNotFoundError:
+                    continue
+        return found
+
+    results: dict[str, object] = {}
+    async with serving(app) as base, aiohttp.ClientSession() as session:
+
+        async def fetch(who: str) -> None:
+            downloader = Downloader(session, out, allow_private_image_hosts=True)
+            try:
+                results[who] = await downloader.download(f"{base}/{who}/grid.png", "grid.png")
+            except mjasync.DownloadError as exc:
+                results[who] = exc
+
+        first: set[tuple[str, int]] = set()
+
+        async def a_started() -> bool:
+            return bool(parts())
+
+        async def b_started() -> bool:  # a new part file, or a's name on a new file
+            return bool(parts() - first)
+
+        async def a_done() -> bool:
+            return "a" in results
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(fetch, "a")
+            await wait_until(a_started, what="a's part file")
+            first = parts()
+            tg.start_soon(fetch, "b")
+            await wait_until(b_started, what="b's part file")
+            gates["a"].set()
+            await wait_until(a_done, what="a done")
+            gates["b"].set()
+
+    assert not isinstance(results["a"], Exception), results["a"]
+    assert not isinstance(results["b"], Exception), results["b"]
+    assert (out / "grid.png").read_bytes() == body
+    assert_real_png(out / "grid.png")
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png"]

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .download import Downloader, DownloadResult
+from .download import Downloader, DownloadResult, _TaskBudget
 
 __all__ = ["CountingDownloader", "missing_files", "relative_names", "sweep_parts"]
 
@@ -18,8 +18,11 @@ class CountingDownloader(Downloader):
 
     fetched: int = 0
 
-    async def download(self, url: str, name: str) -> DownloadResult:
-        result = await super().download(url, name)
+    async def _download_counted(
+        self, url: str, name: str, budget: _TaskBudget | None
+    ) -> DownloadResult:
+        # Every download, single or of a task, goes through here.
+        result = await super()._download_counted(url, name, budget)
         if not result.skipped:
             self.fetched += 1
         return result

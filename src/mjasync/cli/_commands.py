@@ -10,11 +10,10 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console
 
-from .._batch.download import Downloader
+from .._batch.download import Downloader, ImageHostPolicy, image_session
 from .._client import Client
 from .._models import Task, TaskAction
 from .._requests import Describe, Imagine, Request
@@ -63,12 +62,15 @@ def _show_task(task: Task, files: list[str]) -> None:
         click.echo(f"saved: {path}")
 
 
-async def _download(task: Task, out_dir: Path | None) -> list[str]:
+async def _download(client: Client, task: Task, out_dir: Path | None) -> list[str]:
     if out_dir is None:
         return []
-    # A session of our own: image hosts must never see the API key.
-    async with aiohttp.ClientSession() as session:
-        paths = await Downloader(session, out_dir).fetch_task_images(task)
+    # A session of our own: image hosts never see the API key, and it connects only to
+    # public hosts and the API server itself.
+    policy = ImageHostPolicy(api_server=client.base_url)
+    async with image_session(policy) as session:
+        downloader = Downloader(session, out_dir, api_server=policy.api_server)
+        paths = await downloader.fetch_task_images(task)
     return [str(p) for p in paths]
 
 
@@ -98,7 +100,7 @@ def _single(
     async def main() -> None:
         async with connect(conn) as client:
             task = await work(client)
-            _show_task(task, await _download(task, out_dir))
+            _show_task(task, await _download(client, task, out_dir))
 
     _run(main())
 
