@@ -23,7 +23,7 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 import mjasync
-from batch._support import assert_real_png
+from batch._support import assert_real_png, clean_env, read_manifest, run_cli
 from mjasync._batch.batch import Batch
 from mjasync._batch.download import (
     DEFAULT_MAX_BYTES_PER_TASK,
@@ -337,6 +337,31 @@ async def test_a_stalled_image_fails_after_the_read_timeout(
     assert result.outcome is BatchOutcome.FAILED
     assert "no data for 0.3s (read timeout)" in (result.error or "")
     assert sorted(p.name for p in out.iterdir() if p.name.endswith(".part")) == []
+
+
+async def test_cli_image_flags(proxy: HostileProxy, internal: Bystander, tmp_path: Path) -> None:
+    urls = ssrf_urls(proxy, internal)
+    urls["stall"] = proxy.url("/stall.png")
+    serve_by_prompt(proxy, urls)
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("another port, literal\nstall\n", encoding="utf-8")
+    common = ["batch", str(prompts), "--base-url", proxy.base, "--api-key", KEY]
+    common += ["--poll-interval", "0.05", "--image-read-timeout", "0.3"]
+
+    strict = await run_cli(*common, "--out", str(tmp_path / "strict"))
+    assert strict.returncode == 1, strict.stderr.decode()
+    assert internal.hits == 0
+    errors = [line["error"] for line in read_manifest(tmp_path / "strict")]
+    assert "refused" in errors[0]
+    assert "read timeout" in errors[1]
+
+    opted = await run_cli(
+        *common, "--out", str(tmp_path / "opted"), "--allow-private-image-hosts", env=clean_env()
+    )
+    assert internal.hits == 1
+    manifest = read_manifest(tmp_path / "opted")
+    assert manifest[0]["outcome"] == "succeeded", opted.stdout.decode()
+    assert "read timeout" in manifest[1]["error"]
 
 
 # --------------------------------------------------------------------------- SUCCESS, no image
