@@ -185,6 +185,24 @@ async def test_a_killed_batch_leaves_no_stale_lock(proxy: HostileProxy, tmp_path
     assert proxy.submits() == len(PROMPTS)
 
 
+async def test_a_cancelled_batch_releases_its_locks(proxy: HostileProxy, tmp_path: Path) -> None:
+    """A notebook cell interrupted mid-batch must not lock the folder until the kernel dies."""
+    out = tmp_path / "out"
+    proxy.finish = anyio.Event()
+    async with client(proxy, FIRST) as c:
+        with anyio.move_on_after(10) as scope:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: mjasync.run_batch(c, PROMPTS, out_dir=out))
+                await proxy.submitted.wait()
+                tg.cancel_scope.cancel()
+        assert not scope.cancelled_caught
+    proxy.finish.set()
+    async with client(proxy, SECOND) as c:
+        summary = await mjasync.run_batch(c, PROMPTS, out_dir=out)
+    assert summary.ok
+    assert proxy.submits() == len(PROMPTS)
+
+
 def test_report_temp_files_are_unique_per_writer(tmp_path: Path) -> None:
     """Writers of one report never share a temp file (a fixed ``.NAME.tmp`` made them race)."""
     target = tmp_path / "manifest.jsonl"

@@ -382,9 +382,11 @@ class Batch:
         if journal and journal != ":memory:":
             locks.insert(0, BatchLock(journal_lock_path(journal), f"journal {journal!r}"))
         for lock in locks:
+            # Registered first: a cancellation delivered once the (uncancellable) thread has
+            # taken the lock must still release it, or it stays held until the process exits.
+            stack.callback(lock.release)
             await anyio.to_thread.run_sync(self._make_parent, lock.path)
             await anyio.to_thread.run_sync(lock.acquire)
-            stack.callback(lock.release)
 
     @staticmethod
     def _make_parent(path: Path) -> None:
