@@ -217,7 +217,7 @@ async def test_downloaded_images_stay_in_the_output_directory(tmp_path: Path, ac
     ):
         grid = await client.imagine(hostile)
         upscale = await client.upscale(grid, 2)
-        downloader = Downloader(session, out)
+        downloader = Downloader(session, out, api_server=client.base_url)
         paths = await downloader.fetch_task_images(grid, split=False)
         paths += await downloader.fetch_task_images(upscale)
     assert len(paths) >= 2

@@ -20,8 +20,10 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     │   └── ClientClosedError ..... ... the client closed while the request waited for one
     ├── JournalError .............. the batch journal cannot be used
     │   ├── JournalVersionError ... written by a newer mjasync
-    │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   ├── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   └── JournalLockedError .... another batch is using the journal or output directory
     ├── DownloadError ............. an image could not be fetched and stored
+    │   └── DownloadRefusedError .. the URL leads to a private address or redirects too often
     └── TaskError ................. a task ended badly (``task_id``, ``task``)
         ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
         ├── TaskTimeoutError ...... the caller's overall timeout ran out
@@ -48,8 +50,10 @@ __all__ = [
     "BannedPromptError",
     "ClientClosedError",
     "DownloadError",
+    "DownloadRefusedError",
     "InvalidRequestError",
     "JournalError",
+    "JournalLockedError",
     "JournalStateError",
     "JournalVersionError",
     "LimiterError",
@@ -340,6 +344,23 @@ class JournalStateError(JournalError, ValueError):
     """
 
 
+class JournalLockedError(JournalError):
+    """Another batch holds the journal (or the output directory): two runs would pay twice.
+
+    Raised before anything is sent. The lock belongs to the other process and ends with it,
+    even when that process is killed, so running again once it is gone just works.
+
+    Attributes:
+        path: the lock file.
+        holder: the process id written by the holder, when it could be read.
+    """
+
+    def __init__(self, message: str, *, path: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
 class DownloadError(MjError):
     """An image could not be downloaded and stored; nothing was left behind.
 
@@ -356,3 +377,13 @@ class DownloadError(MjError):
         self.url = url
         self.reason = reason
         self.http_status = http_status
+
+
+class DownloadRefusedError(DownloadError):
+    """mjasync would not fetch this image: nothing was sent to where it leads.
+
+    The URL (or one of its redirects) leads to a loopback, private, link-local, multicast or
+    otherwise non-public address that is not the API server itself, or it redirects too
+    many times. Allow private hosts explicitly (``allow_private_image_hosts=True``,
+    ``--allow-private-image-hosts``) when your images really live on such a host.
+    """
