@@ -12,7 +12,8 @@ import anyio.lowlevel
 import pytest
 
 import mjasync
-from mjasync import LimiterError, LocalLimiter, Slot
+from mjasync import LimiterError
+from mjasync._jobs.limiter import LocalLimiter, Slot
 from mjasync.testing import FakeMidjourney
 
 from .conftest import fast_client
