@@ -117,7 +117,7 @@ async def bus(args: argparse.Namespace) -> None:
     # Pushes arrive every job_duration/progress_steps: a job that receives them is not
     # polled before its end is pushed (then once, to confirm it).
     pacing = mjasync.PollSettings(
-        interval=args.poll, max_interval=args.poll * 2, push_interval=3.0, push_health=4.5
+        interval=args.poll, max_interval=args.poll * 2, push_interval=1.5, push_health=2.5
     )
     async with mjasync.Client(
         args.base_url, "sk-test", mode=args.mode, limiter=limiter, webhook=receiver,

@@ -29,7 +29,7 @@ from redis_support import Worker, spawn, unique_name, wait_until
 
 pytestmark = [pytest.mark.redis, pytest.mark.anyio]
 
-JOBS = 6  # per worker
+JOBS = 4  # per worker
 BUDGET = 3
 LEASE = 1.0
 #: How long the test keeps Redis down once every worker has noticed: the fault under test.
