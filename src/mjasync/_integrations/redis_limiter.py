@@ -18,10 +18,13 @@ although its caller knew one has met a Redis that lost its data: it starts a new
 *hold* of one ``lease_seconds``, during which no slot is granted while the holders, renewing
 every ``lease_seconds/3``, re-assert their leases (even above the limit: the jobs are in flight
 upstream). Only then do the waiters count the leases again, so the true number is what they see.
-*Unreachable for a while*: an acquisition retries with backoff for up
-to ``outage_timeout`` seconds (the outage is measured from the first failed call of this process,
-and logged once), then raises :class:`~mjasync.LimiterError`; once the outage has lasted that
-long, acquisitions fail at once until Redis answers again. Leases already held are unaffected:
+(A process that first meets the emptied Redis without having known the old epoch cannot tell;
+it is the one case the hold misses.)
+
+*Unreachable for a while*: an acquisition retries with backoff for up to ``outage_timeout``
+seconds (the outage is measured from the first failed call of this process, and logged once),
+then raises :class:`~mjasync.LimiterError`; once the outage has lasted that long, acquisitions
+fail at once (one probe a second) until Redis answers again. Leases already held are unaffected:
 their jobs run to their ends, and a release that fails leaves the lease to expire.
 
 ``concurrency="auto"`` keeps the AIMD state in a hash ``mjasync:{name}:<mode>:aimd``. The rule
@@ -612,6 +615,7 @@ class RedisLimiter:
                     attempt = 0
                     while True:
                         self._require_started()  # closed while we waited: stop here
+                        self._check_outage()
                         try:
                             delay = await self._try_acquire(state, lease_id)
                             if delay is None:
@@ -742,10 +746,12 @@ class RedisLimiter:
 
     async def _ride_out(self, error: LimiterError, attempt: int) -> None:
         """Wait before retrying a failed call, or raise ``error`` once the outage is too long."""
-        down = self._down_since
-        if down is None:  # not an outage (a bad reply): retrying would not help
-            raise error
-        elapsed = anyio.current_time() - down
+        if not isinstance(error.__cause__, _redis_errors()):
+            raise error  # not an outage (a reply we cannot read): retrying would not help
+        now = anyio.current_time()
+        # None: another call (a renewal) succeeded meanwhile; Redis flaps, count from now.
+        down = self._down_since if self._down_since is not None else now
+        elapsed = now - down
         remaining = self._outage_timeout - elapsed
         if remaining <= 0:
             raise LimiterError(
@@ -840,7 +846,6 @@ class RedisLimiter:
         """One attempt. ``None`` when granted, else how long to wait at most before the next."""
         script = self._acquire_script
         assert script is not None
-        self._check_outage()
         args: list[str | int] = [
             lease_id,
             self._lease_ms,
