@@ -112,7 +112,7 @@ async def bus(args: argparse.Namespace) -> None:
         args.port if args.serve else 0,
         public_url=f"http://127.0.0.1:{args.port}",
         secret=BUS_SECRET,
-        bus=mjasync.RedisPushBus(args.url, name=args.name, connect_timeout=1.0),
+        bus=mjasync.RedisPushBus(args.url, name=args.name),
     )
     # Pushes arrive every job_duration/progress_steps: a job that receives them is not
     # polled before its end is pushed (then once, to confirm it).
@@ -123,6 +123,11 @@ async def bus(args: argparse.Namespace) -> None:
         args.base_url, "sk-test", mode=args.mode, limiter=limiter, webhook=receiver,
         poll_settings=pacing,
     ) as mj:  # fmt: skip
+        deadline = time.monotonic() + 30
+        while receiver.bus is not None and not receiver.bus.connected:  # a loaded machine
+            if time.monotonic() > deadline:
+                raise SystemExit("the bus never subscribed")
+            await anyio.sleep(0.01)
         say("ready")
         await wait_for_key(args.url, args.go_key)
         tag = f"{args.name}-{args.tag}"

@@ -171,9 +171,12 @@ class Workers:
         self.clients: list[mjasync.Client] = []
         self.receivers: list[WebhookReceiver] = []
 
-    async def add(self, redis_url: str, **options: Any) -> mjasync.Client:
+    async def add(
+        self, redis_url: str, *, reachable: bool = True, **options: Any
+    ) -> mjasync.Client:
+        """One more worker; with ``reachable``, once its bus is subscribed."""
         serve = not self.clients
-        bus = RedisPushBus(redis_url, name=self.name, connect_timeout=1.0)
+        bus = RedisPushBus(redis_url, name=self.name)
         receiver = WebhookReceiver(
             "127.0.0.1" if serve else None,
             self.port if serve else 0,
@@ -186,6 +189,13 @@ class Workers:
         await self.stack.enter_async_context(client)
         self.clients.append(client)
         self.receivers.append(receiver)
+        if reachable:
+
+            async def subscribed() -> bool:
+                return bus.connected
+
+            # Opening waits for the subscription for a while, not for ever (a loaded machine).
+            await wait_until(subscribed, timeout=LIMIT, what="the bus is subscribed")
         return client
 
     def bus(self, index: int) -> RedisPushBus:
@@ -343,7 +353,7 @@ async def test_without_redis_each_worker_still_handles_its_own_posts(
     dead = f"redis://127.0.0.1:{free_port()}/0"
     with caplog.at_level(logging.WARNING, logger="mjasync.redis"):
         async with workers() as w:
-            a = await w.add(dead)  # opens although Redis cannot be reached
+            a = await w.add(dead, reachable=False)  # opens although Redis cannot be reached
             with anyio.fail_after(LIMIT):
                 results = await a.gather(mjasync.Imagine(f"cat {i}") for i in range(3))
             assert all(isinstance(r, mjasync.Task) for r in results)
