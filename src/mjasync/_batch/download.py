@@ -548,7 +548,9 @@ class Downloader:
         session: the aiohttp session to download with.
         out_dir: where images go (created on first use). Nothing is written anywhere else.
         limit: downloads in flight at once.
-        max_bytes, timeout, allow_untyped: passed to :func:`download_image`.
+        max_bytes: passed to :func:`download_image`.
+        timeout: passed to :func:`download_image`.
+        allow_untyped: passed to :func:`download_image`.
 
     Example:
         >>> async def save(session, task):
