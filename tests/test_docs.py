@@ -44,18 +44,21 @@ def test_reference_check_finds_a_missing_a_stale_and_a_doubled_entry(tmp_path: P
     public_names = load("public_names")
     reference = tmp_path / "reference"
     shutil.copytree(public_names.REFERENCE, reference)
-    client_page = reference / "client.md"
-    text = client_page.read_text(encoding="utf-8")
-    assert "::: mjasync.ClientStatistics\n" in text
-    client_page.write_text(
-        text.replace("::: mjasync.ClientStatistics\n", "::: mjasync.NoSuchName\n")
-        + "\n::: mjasync.Job\n",
+    jobs_page = reference / "jobs.md"
+    text = jobs_page.read_text(encoding="utf-8")
+    assert "::: mjasync.ProgressEvent\n" in text
+    jobs_page.write_text(
+        text.replace("::: mjasync.ProgressEvent\n", "::: mjasync.NoSuchName\n"),
         encoding="utf-8",
+    )
+    client_page = reference / "client.md"
+    client_page.write_text(
+        client_page.read_text(encoding="utf-8") + "\n::: mjasync.Job\n", encoding="utf-8"
     )
     found = public_names.problems(reference)
     assert len(found) == 3, found
-    assert "mjasync.ClientStatistics is public" in found[0]
-    assert "mjasync.NoSuchName is in the API reference (client.md)" in found[1]
+    assert "mjasync.ProgressEvent is public" in found[0]
+    assert "mjasync.NoSuchName is in the API reference (jobs.md)" in found[1]
     assert found[2] == "mjasync.Job is documented more than once: client.md, jobs.md"
 
 

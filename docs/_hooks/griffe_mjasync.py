@@ -78,7 +78,9 @@ def _fence_literal_blocks(text: str) -> str:
                     intro += ":"
                 pad = " " * indent
                 depth = min(len(b) - len(b.lstrip()) for b in block if b.strip())
-                out.extend([intro.rstrip(), "", pad + "```python"])
+                # A drawing (the error tree) is text; anything else is Python.
+                language = "text" if any("├" in b or "└" in b for b in block) else "python"
+                out.extend([intro.rstrip(), "", pad + "```" + language])
                 out.extend(pad + b[depth:] if b.strip() else "" for b in block)
                 out.append(pad + "```")
                 index = end
