@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -156,10 +159,25 @@ def _toml_value(value: object) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def repository_settings() -> tuple[str, dict[str, object]]:
+    """pyproject.toml's text and its ``[tool.mutmut]`` table."""
+    text = (ROOT / "pyproject.toml").read_text("utf-8")
+    return text, dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
+
+
+def check_setup() -> None:
+    """mutmut is installed, and pyproject.toml's ``only_mutate`` lists every target."""
+    if importlib.util.find_spec("mutmut") is None:
+        raise SystemExit("mutmut is not installed: .venv/bin/pip install -e '.[dev]'")
+    listed = repository_settings()[1].get("only_mutate", [])
+    missing = [t.source for t in TARGETS if not isinstance(listed, list) or t.source not in listed]
+    if missing:
+        raise SystemExit(f"add {missing} to only_mutate in pyproject.toml's [tool.mutmut]")
+
+
 def module_pyproject(target: Target) -> str:
     """The repository's pyproject.toml with ``[tool.mutmut]`` narrowed to one module."""
-    text = (ROOT / "pyproject.toml").read_text("utf-8")
-    settings = dict(tomllib.loads(text).get("tool", {}).get("mutmut", {}))
+    text, settings = repository_settings()
     settings["only_mutate"] = [target.source]
     settings["pytest_add_cli_args_test_selection"] = list(target.tests)
     kept, skipping = [], False
@@ -176,7 +194,7 @@ def prepare(target: Target) -> Path:
     """A fresh ``build/mutation/<name>/`` with links to src/ and tests/ and its own config."""
     where = WORK / target.name
     if where.exists():
-        subprocess.run(["rm", "-rf", str(where)], check=True)
+        shutil.rmtree(where)  # removes the links, not what they point to
     where.mkdir(parents=True)
     for name in ("src", "tests"):
         (where / name).symlink_to(ROOT / name, target_is_directory=True)
@@ -216,8 +234,6 @@ def tally(target: Target, where: Path, explained: set[str]) -> Result:
     meta = where / "mutants" / (target.source + ".meta")
     codes: dict[str, int | None] = json.loads(meta.read_text("utf-8"))["exit_code_by_key"]
     globs = mutant_globs(target)
-    from fnmatch import fnmatchcase
-
     chosen = {k: v for k, v in codes.items() if any(fnmatchcase(k, g) for g in globs)}
     statuses = Counter(
         "killed" if v in _KILLED else "survived" if v in _SURVIVED | _NO_TESTS else "other"
@@ -255,14 +271,17 @@ def survivor_diffs(result: Result, where: Path) -> str:
 
 def table(results: list[Result]) -> str:
     lines = [
-        "| module | functions | mutants | killed | survived | equivalent (explained) | score |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| module | functions | tests | mutants | killed | survived | of which equivalent "
+        "(explained) | score | killed / mutants |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         functions = ", ".join(f"`{f}`" for f in r.target.functions)
+        tests = ", ".join(f"`{Path(path).name}`" for path in r.target.tests)
         lines.append(
-            f"| `{r.target.source.removeprefix('src/mjasync/')}` | {functions} | {r.mutants} "
-            f"| {r.killed} | {r.survived} | {len(r.explained)} | {r.score:.1f}% |"
+            f"| `{r.target.source.removeprefix('src/mjasync/')}` | {functions} | {tests} "
+            f"| {r.mutants} | {r.killed} | {r.survived} | {len(r.explained)} | {r.score:.1f}% "
+            f"| {r.raw_score:.1f}% |"
         )
     return "\n".join(lines)
 
@@ -279,6 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown module(s) {unknown}; choose from {sorted(by_name)}")
     chosen = [by_name[m] for m in args.modules] if args.modules else list(TARGETS)
 
+    check_setup()
     explained = explained_names()
     results = []
     for target in chosen:
