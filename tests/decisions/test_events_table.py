@@ -49,8 +49,9 @@ ADVANCES: list[tuple[str, Seen, tuple[TaskStatus, int | None], bool]] = [
     ("unknown-repeated", (UNKNOWN, None), (UNKNOWN, None), False),
     ("in-progress-to-submitted", (IN_PROGRESS, 40), (SUBMITTED, None), False),
     ("submitted-to-not-start", (SUBMITTED, None), (NOT_START, None), False),
-    # N: a relay answers status "" until its background loop has polled upstream (the doc's
-    # "Relay lag"; Calcium-Ion/new-api relay/relay-mj.go @ ef8ae4d); "" parses as UNKNOWN.
+    # N: a relay stores a new task with status "" (Calcium-Ion/new-api relay/relay-mj.go
+    # @ ef8ae4d, RelayMidjourneySubmit) and fills it from upstream every 15 s
+    # (controller/midjourney.go, UpdateMidjourneyTaskBulk); "" parses as UNKNOWN.
     ("N-blank-after-in-progress", (IN_PROGRESS, 40), (UNKNOWN, None), False),
     ("N-blank-after-submitted", (SUBMITTED, None), (UNKNOWN, None), False),
     # Terminal states are final: nothing after them is news.

@@ -47,7 +47,7 @@ AIMD: list[tuple[str, AimdState, Outcome, int, int | None, AimdState]] = [
     ("floor-lifts-growth", AimdState(1, 0), ACC, 4, None, AimdState(4, 0)),
     # A refusal (J code 23, C code 9 "queue full", a 429) halves, rounding up, and restarts
     # the window (novicezk/midjourney-proxy src/main/java/com/github/novicezk/midjourney/
-    # ReturnCode.java: QUEUE_REJECTED = 23; trueai-org/midjourney-proxy
+    # ReturnCode.java @ 0be95a9: QUEUE_REJECTED = 23; trueai-org/midjourney-proxy
     # src/Midjourney.Services/DiscordService.cs @ ed32197: FAILURE 9 "提交失败，队列已满").
     ("refused-halves-odd", AimdState(5, 2), REF, 1, None, AimdState(3, 0)),
     ("refused-halves-even", AimdState(4, 3), REF, 1, None, AimdState(2, 0)),

@@ -174,8 +174,9 @@ INTERVALS: list[tuple[str, PollSettings, TaskStatus, bool, int, bool, float | No
     ("quiet-8-uncapped", WIDE, S.IN_PROGRESS, False, 8, False, None, 1.5**8),
     ("quiet-9-grows-no-more", WIDE, S.IN_PROGRESS, False, 9, False, None, 1.5**8),
     ("quiet-50-grows-no-more", WIDE, S.IN_PROGRESS, False, 50, False, None, 1.5**8),
-    # Waiting in a queue (NOT_START, SUBMITTED, or N's "" before its first poll): twice the
-    # base interval, whatever changed, and an estimate does not apply.
+    # Waiting in a queue (NOT_START, SUBMITTED, or N's "" until its 15 s upstream poll,
+    # Calcium-Ion/new-api controller/midjourney.go): twice the base interval, whatever
+    # changed, and an estimate does not apply.
     ("queued", BASE, S.NOT_START, False, 3, False, None, 2.0),
     ("queued-changed", BASE, S.NOT_START, True, 0, False, None, 2.0),
     ("submitted", BASE, S.SUBMITTED, False, 0, False, None, 2.0),
