@@ -383,6 +383,9 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
         Raises(NotFoundError, code=4),
     ),
     ("code-as-text-23", "submit", answer(200, {"code": "23"}), Raises(QueueFullError, code=23)),
+    # Not a number: "23" followed by a newline is text, and a 2xx without a code is a shape
+    # we cannot read (the server may have taken the job).
+    ("code-as-text-23-newline", "fetch", answer(200, {"code": "23\n"}), Raises(ProtocolError)),
     (
         "code-as-text-negative",
         "submit",

@@ -478,11 +478,6 @@ def test_unreadable_image_file(tmp_path: Path, name: str, words: str) -> None:
     assert f"cannot read images[0] {path}: {words}" == str(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs lead: _validation._CUSTOM_ID is matched with re.match and ends in '$', which "
-    "also matches before a trailing newline; fullmatch (or \\Z) would refuse it",
-)
 def test_custom_id_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(ValueError, match="not a button custom id"):
         check_custom_id(f"MJ::JOB::upsample::1::{HASH}\n")

@@ -88,7 +88,7 @@ def _code_of(payload: object) -> int | None:
         code = payload.get("code")
         if isinstance(code, int) and not isinstance(code, bool):
             return code
-        if isinstance(code, str) and _CODE_TEXT.match(code):
+        if isinstance(code, str) and _CODE_TEXT.fullmatch(code):
             return int(code)
     return None
 
