@@ -296,22 +296,25 @@ async def test_single_commands_share_one_simulated_account(tmp_path):
 async def test_upscales_are_named_and_labelled_beside_their_grid(tmp_path):
     out = tmp_path / "out"
     result = await run_cli(
-        "batch", str(_prompts(tmp_path, "a red fox")), "--out", str(out), "--upscale", "2",
-        *FAST_SIM,
+        "batch", str(_prompts(tmp_path, "a red fox", "a storm --fail")), "--out", str(out),
+        "--upscale", "2", *FAST_SIM,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr.decode()
-    [line] = read_manifest(out)
+    assert result.returncode == 1, result.stderr.decode()  # the storm fails, on purpose
+    line, storm = read_manifest(out)
     [upscale] = line["upscales"]
     [name] = upscale["files"]
     assert name == f"a-red-fox_{upscale['task_id']}_U2.png"
     page = (out / "index.html").read_text(encoding="utf-8")
-    card = page[page.index('<div class="card') :]
+    cards = page.split('<div class="card')[1:]
+    card = cards[0]
     parts = card[card.index('class="parts"') : card.index('class="upscales"')]
     ups = card[card.index('class="upscales"') :]
     assert name not in parts  # the grid's own images...
     assert f'src="{name}"' in ups  # ...then the upscales, apart
     assert "<figcaption>U2</figcaption>" in ups
     assert [f"<figcaption>{n}</figcaption>" in parts for n in "1234"] == [True] * 4
+    assert storm["upscales"][0]["outcome"] == "pending"
+    assert "U2: not run" in cards[1]  # its grid failed: the upscale never ran
 
 
 # --------------------------------------------------------------------------- item 8

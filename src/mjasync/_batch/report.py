@@ -125,7 +125,11 @@ def _upscale_figures(result: PromptResult) -> tuple[list[str], list[str]]:
             caption = label if len(images) == 1 else f"{label} ({n})"
             figures.append(_figure(file, caption, f"{label} of: {result.prompt}"))
         if not images:
-            missing.append(f"{label}: {upscale.outcome.value}")
+            grid_failed = upscale.outcome is BatchOutcome.PENDING and result.main.outcome in (
+                BatchOutcome.FAILED,
+                BatchOutcome.UNCERTAIN,
+            )
+            missing.append(f"{label}: {'not run' if grid_failed else upscale.outcome.value}")
     return figures, missing
 
 
