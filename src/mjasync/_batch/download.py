@@ -73,6 +73,7 @@ __all__ = [
     "image_session",
     "image_suffix",
     "safe_filename",
+    "server_sent_parts",
     "split_grid",
     "task_image_filename",
 ]
@@ -97,6 +98,8 @@ _WRITE_BATCH = 512 * 1024  # bytes collected before one hop to the writer thread
 _STEM_MAX = 100
 _PROMPT_SLUG_MAX = 48
 _ID_SLUG_MAX = 40
+_LABEL_MAX = 24
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 
 _CONTENT_TYPE_SUFFIX = {
     "image/png": ".png",
@@ -165,6 +168,13 @@ def _slug(text: str, max_len: int) -> str:
     return slug
 
 
+def _check_index(index: object) -> None:
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"index must be an int or None, not {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"index must be >= 0, not {index}")
+
+
 def safe_filename(stem: str, index: int | None, suffix: str) -> str:
     """A file name that is safe on every common filesystem and cannot name a directory.
 
@@ -183,10 +193,7 @@ def safe_filename(stem: str, index: int | None, suffix: str) -> str:
         'con__2.png'
     """
     if index is not None:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"index must be an int or None, not {type(index).__name__}")
-        if index < 0:
-            raise ValueError(f"index must be >= 0, not {index}")
+        _check_index(index)
     ext = suffix.strip().lower()
     if not ext.startswith("."):
         ext = "." + ext
@@ -231,6 +238,11 @@ def image_suffix(url: str | None, content_type: str | None = None) -> str:
     return ".png"
 
 
+def _label_part(label: str) -> str:
+    # "U2", "V1" keep their case (they are what the user pressed); anything else is slugged.
+    return label if _LABEL_RE.match(label) else _slug(label, _LABEL_MAX)
+
+
 def task_image_filename(
     task_id: str,
     prompt: str | None,
@@ -238,20 +250,34 @@ def task_image_filename(
     content_type: str | None = None,
     *,
     index: int | None = None,
+    name: str | None = None,
+    label: str | None = None,
 ) -> str:
-    """The file name for one image of a task: ``<prompt-slug>_<task-id>[_<index>].<ext>``.
+    """The file name for one image of a task: ``<words>_<task-id>[_<label>][_<index>].<ext>``.
 
-    Built only from the prompt's words (slugged, at most 48 characters) and the task id
-    (slugged; a short digest is added when the id needed rewriting, so hostile ids cannot
-    collide); the URL and media type only choose the extension from a fixed list.
+    Built only from the prompt's words (or ``name``, when given; slugged, at most 48
+    characters), the task id (slugged; a short digest is added when the id needed rewriting,
+    so hostile ids cannot collide) and ``label`` (the button that made the image, e.g.
+    ``"U2"``: letters and digits kept as they are, anything else slugged); the URL and media
+    type only choose the extension from a fixed list.
 
     Example:
         >>> task_image_filename("1712345", "a black cat --ar 3:2", "https://cdn/x/grid.webp")
         'a-black-cat_1712345.webp'
+        >>> task_image_filename("1712399", "a black cat", None, label="U2")
+        'a-black-cat_1712399_U2.png'
     """
-    words = _slug(_prompt_words(prompt or ""), _PROMPT_SLUG_MAX) or "image"
-    stem = f"{words}_{_task_id_part(str(task_id))}"
-    return safe_filename(stem, index, image_suffix(url, content_type))
+    source = name if name and name.strip() else _prompt_words(prompt or "")
+    words = _slug(source, _PROMPT_SLUG_MAX) or "image"
+    ext = image_suffix(url, content_type)
+    stem = safe_filename(f"{words}_{_task_id_part(str(task_id))}", None, ext)[: -len(ext)]
+    tail = _label_part(label) if label else ""
+    if tail:
+        stem += f"_{tail}"
+    if index is not None:
+        _check_index(index)
+        stem += f"_{index}"
+    return stem + ext
 
 
 def contained_path(out_dir: str | os.PathLike[str], name: str) -> Path:
@@ -722,18 +748,44 @@ def expects_image(task: Task) -> bool:
     return task.action not in _NO_IMAGE_EXPECTED
 
 
-def task_image_urls(task: Task) -> list[tuple[str, str]]:
-    """``(url, file name)`` of every distinct image of ``task``: ``image_url`` first. Pure."""
+def task_image_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str]]:
+    """``(url, file name)`` of every distinct image of ``task``: ``image_url`` first. Pure.
+
+    ``name`` and ``label`` go into the file names (see :func:`task_image_filename`).
+    """
     jobs: list[tuple[str, str]] = []
     seen: set[str] = set()
+
+    def filename(url: str, index: int | None) -> str:
+        return task_image_filename(task.id, task.prompt, url, index=index, name=name, label=label)
+
     if task.image_url:
         seen.add(task.image_url)
-        jobs.append((task.image_url, task_image_filename(task.id, task.prompt, task.image_url)))
+        jobs.append((task.image_url, filename(task.image_url, None)))
     for number, ref in enumerate(task.image_urls, start=1):
         if ref.url and ref.url not in seen:
             seen.add(ref.url)
-            jobs.append((ref.url, task_image_filename(task.id, task.prompt, ref.url, index=number)))
+            jobs.append((ref.url, filename(ref.url, number)))
     return jobs
+
+
+def is_grid(task: Task) -> bool:
+    """Whether ``task``'s main image is a 2x2 grid (imagine, variation, blend, ...). Pure."""
+    return task.action not in _NOT_GRIDS
+
+
+def server_sent_parts(task: Task) -> bool:
+    """Whether the server sent a grid's four images itself (``imageUrls``). Pure.
+
+    The C proxy lists the four images of a finished grid beside the grid; they are the
+    real, full-size images, so cutting the grid (``split=True``) would only add four
+    smaller copies of them. A grid counts once four URLs other than the grid's own are there.
+    """
+    if not is_grid(task):
+        return False
+    return len({ref.url for ref in task.image_urls if ref.url} - {task.image_url}) >= 4
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -860,14 +912,23 @@ class Downloader:
         self._out_dir.mkdir(parents=True, exist_ok=True)
         self._dir_ready = True
 
-    async def fetch_task_images(self, task: Task, *, split: bool = False) -> list[Path]:
+    async def fetch_task_images(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
         """Download a task's ``image_url`` and any ``image_urls`` into the output directory.
 
         Names come from :func:`task_image_filename` (``image_url`` without an index, the
-        entries of ``image_urls`` numbered from 1). With ``split=True`` the main image is
-        also cut into four parts (:func:`split_grid`) unless the task is an upscale (or
-        otherwise not a grid). Files already present are not fetched again (their bytes
-        still count towards ``max_bytes_per_task``).
+        entries of ``image_urls`` numbered from 1; ``name`` replaces the prompt's words,
+        ``label`` names the button that made the image). With ``split=True`` the main image
+        is also cut into four parts (:func:`split_grid`) unless the task is an upscale (or
+        otherwise not a grid), or the server sent the four images itself
+        (:func:`server_sent_parts`). Files already present are not fetched again (their
+        bytes still count towards ``max_bytes_per_task``).
 
         Returns:
             The paths, main image first, then its split parts, then the other images.
@@ -878,7 +939,7 @@ class Downloader:
                 download that failed (the others still complete).
             ImportError: ``split=True`` without Pillow.
         """
-        jobs = task_image_urls(task)
+        jobs = task_image_urls(task, name=name, label=label)
         if not jobs and expects_image(task):
             raise DownloadError(
                 f"task {task.id} succeeded without an image URL", url=task.image_url or ""
@@ -909,7 +970,38 @@ class Downloader:
         if errors:
             raise errors[0]
         paths = [r.path for r in results if r is not None]
-        if split and task.image_url and paths and task.action not in _NOT_GRIDS:
+        if split and task.image_url and paths and is_grid(task) and not server_sent_parts(task):
             parts = await anyio.to_thread.run_sync(split_grid, paths[0])
             paths[1:1] = parts
         return paths
+
+    def expected_files(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
+        """The paths :meth:`fetch_task_images` returns for ``task``, without fetching. Pure."""
+        names = [file for _, file in task_image_urls(task, name=name, label=label)]
+        paths = [self._out_dir / file for file in names]
+        if split and task.image_url and paths and is_grid(task) and not server_sent_parts(task):
+            grid = paths[0]
+            paths[1:1] = [grid.with_name(safe_filename(grid.stem, i, ".png")) for i in range(1, 5)]
+        return paths
+
+    def files_on_disk(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
+        """Those of :meth:`expected_files` that are already there (blocking).
+
+        After a download failed part way, these are what the task still has on disk.
+        """
+        paths = self.expected_files(task, split=split, name=name, label=label)
+        return [path for path in paths if _existing_size(path)]

@@ -26,6 +26,7 @@ from .._errors import (
     UnsupportedEndpointError,
 )
 from .._json import loads
+from .messages import explain
 from .retry import parse_retry_after
 from .transport import Response
 
@@ -116,6 +117,7 @@ def error_for_code(
         "properties": properties,
         "method": resp.method,
         "path": resp.path,
+        "message": explain(description, code=code, properties=properties),
     }
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     if code == 23 or (code == 9 and _QUEUE_FULL_TEXT in description):
@@ -162,8 +164,10 @@ def interpret(resp: Response, kind: RouteKind) -> object:
     status = resp.status
     if status in (401, 403):
         payload = _try_decode(resp)
+        description = _description(payload, resp, "the server refused the API key")
         raise AuthenticationError(
-            _description(payload, resp, "the server refused the API key"),
+            description,
+            message=explain(description),
             http_status=status,
             code=_code_of(payload),
             method=resp.method,
@@ -197,6 +201,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
             "properties": _properties(payload),
             "method": resp.method,
             "path": resp.path,
+            "message": explain(description, code=code),
         }
         if status == 429:
             raise RateLimitError(
