@@ -53,7 +53,7 @@ from ._validation import (
 from ._wire.api import WireAPI
 from ._wire.modes import check_mode
 from ._wire.retry import RetryPolicy
-from ._wire.transport import AuthScheme, Transport
+from ._wire.transport import DEFAULT_MAX_RESPONSE_BYTES, AuthScheme, Transport
 
 __all__ = ["Client", "ClientStatistics", "ModeStatistics"]
 
@@ -168,6 +168,10 @@ class Client:
         webhook: a :class:`WebhookReceiver`: every submit then carries its ``notifyHook`` and
             pushed task changes feed the same events as polling (which stays on as fallback).
         max_image_bytes: the cap on one input image.
+        max_response_bytes: the cap on one answer from the server (default 4 MiB; a
+            list-by-condition answer may add 32 KiB per id asked). A larger answer is not
+            read further: :class:`ProtocolError`, or :class:`SubmissionUncertainError` for a
+            submit (the server may have taken the job).
 
     Raises:
         ValueError: no base URL, or a bad option (the message says which and how to fix it).
@@ -201,6 +205,7 @@ class Client:
         refusal_policy: RefusalPolicy | None = None,
         poll_settings: PollSettings | None = None,
         webhook: PushSource | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         base_url = base_url if base_url is not None else _env("MJ_BASE_URL")
         if base_url is None:
@@ -230,7 +235,13 @@ class Client:
                 f"{type(webhook).__name__}"
             )
         self._transport = Transport(
-            base_url, api_key, auth=auth, mode_path=mode_path, timeout=timeout, session=session
+            base_url,
+            api_key,
+            auth=auth,
+            mode_path=mode_path,
+            timeout=timeout,
+            session=session,
+            max_response_bytes=max_response_bytes,
         )
         self._policy = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         self._api = WireAPI(self._transport, self._policy, list_batch_size=list_batch_size)
