@@ -51,6 +51,22 @@ def _now() -> float:
 Source = Literal["submit", "poll", "push"]
 
 
+# [hostile-wire] defensive helpers for hostile payloads (the lead carries them over).
+def _scalar(value: object) -> object:
+    """A raw status/progress as compared between observations: JSON scalars as they are,
+    anything else (a list, an object, possibly nested 1,000 deep, whose comparison would
+    recurse) as its type name only."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return f"<{type(value).__name__}>"
+
+
+def _unreadable(watch: Watch, exc: Exception) -> ProtocolError:
+    error = ProtocolError(f"task {watch.task_id}: unusable task payload ({type(exc).__name__})")
+    error.__cause__ = exc
+    return error
+
+
 @attrs.define(eq=False)
 class Watch:
     """The client's knowledge of one task, shared by every handle and consumer of it."""
@@ -271,7 +287,7 @@ class Tracker:
             self.counters.pushes_applied += 1
             # A push is fresher than any poll: the next poll is only a fallback now.
             watch.due = max(watch.due, now + self.settings.push_interval)
-        raw_key = (payload.get("status"), payload.get("progress"))
+        raw_key = (_scalar(payload.get("status")), _scalar(payload.get("progress")))
         if raw_key == watch.raw_key:
             return False  # the same observation again: nothing to parse
         watch.raw_key = raw_key
@@ -400,7 +416,15 @@ class Tracker:
             horizon = now + settings.interval / 2
             due = [w for w in group.values() if w.due <= horizon]
             if due:
-                await self._poll(due, mode)
+                # [hostile-wire] a round that fails in an unforeseen way must not end the
+                # loop (and with it the client's task group): try those tasks again later.
+                try:
+                    await self._poll(due, mode)
+                except Exception:
+                    log.exception("poll round of %d task(s) failed; retrying later", len(due))
+                    later = _now() + settings.max_interval
+                    for watch in due:
+                        watch.due = later
             group = self._watches.get(key, {})
             if not group:
                 continue
@@ -440,8 +464,12 @@ class Tracker:
                 found = group.get(task_id) or self.find(task_id)
                 if found is None or found.finished:
                     continue
-                if not self._apply(found, payload, "poll", now):
-                    found.quiet_rounds += 1
+                # [hostile-wire] a payload that breaks applying it fails its own task only.
+                try:
+                    if not self._apply(found, payload, "poll", now):
+                        found.quiet_rounds += 1
+                except Exception as exc:
+                    self.fail(found, _unreadable(found, exc))
 
         try:
             await self.api.fetch_payloads(ids, mode=mode, on_chunk=take)
