@@ -309,8 +309,15 @@ class Tracker:
             watch.event_stale = True  # nobody listens: build the event if someone asks
         if status.is_terminal:
             task = watch.task
-            if task is None:  # unreadable terminal payload: treat as not seen
-                return False
+            if task is None or task.status is not status:
+                # [hostile-wire] the terminal payload is unreadable (``task`` is then an older
+                # one, or none): ending the job with a stale task, or waiting for a change
+                # that the raw-key check would drop, are both wrong. It fails, alone.
+                self.fail(
+                    watch,
+                    ProtocolError(f"task {watch.task_id}: unreadable {status.value} payload"),
+                )
+                return True
             if source == "push":
                 self.counters.completed_by_push += 1
             else:
