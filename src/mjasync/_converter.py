@@ -385,20 +385,16 @@ def parse_submission(payload: Mapping[str, Any]) -> Submission:
 
     ``task_id`` is what the server sent; whether it may go into a URL is the caller's check
     (``WireAPI.submit`` refuses one that is not a task id). ``properties`` never holds an
-    echoed ``notifyHook``.
-
-    Raises:
-        ProtocolError: the answer is nested more than 64 levels deep.
+    echoed ``notifyHook``, and is left empty when nested more than 64 levels deep: the job
+    was accepted, and its id matters more than a hostile extra.
     """
-    if nested_deeper_than(payload):
-        raise ProtocolError(
-            f"submit answer is nested more than {MAX_NESTING} levels deep", body=_snippet(payload)
-        )
     code = _optional_int(payload.get("code"))
     props = payload.get("properties")
+    if not isinstance(props, Mapping) or nested_deeper_than(props):
+        props = None
     return Submission(
         task_id=parse_task_id(payload.get("result")),
         code=code if code is not None else 0,
         description=_text(payload.get("description")),
-        properties=_mapping(strip_notify_hook(props) if isinstance(props, Mapping) else props),
+        properties=_mapping(strip_notify_hook(props) if props is not None else None),
     )
