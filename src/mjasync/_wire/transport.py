@@ -432,10 +432,10 @@ class Transport:
         *,
         declared: int | None = None,
     ) -> ProtocolError:
-        size = f"{declared:,} bytes" if declared is not None else "more"
+        size = f"declares {declared:,} bytes" if declared is not None else "goes on"
         snippet = self.scrub(bytes(start[: _SNIPPET * 4]), 500)[:_SNIPPET]
         return ProtocolError(
-            f"the answer is {size}, over the limit of {limit:,} "
+            f"the answer {size} past the limit of {limit:,} bytes "
             "(Client(max_response_bytes=...) sets it); not read further",
             method=method,
             path=path,
