@@ -123,7 +123,6 @@ async def test_an_echoed_notify_hook_is_never_kept_or_shown(
         log_text(caplog),
     ]
     # The batch journal stores task.raw: no file under the output folder holds the secret.
-    assert list(tmp_path.glob("*.sqlite")), "no journal to check"
     shown.append(files_text(tmp_path))
     assert not leaks("\n".join(shown), [HOOK_SECRET])
     assert "notifyHook" in unreadable.value.body  # shown as a key, its value hidden  # type: ignore[operator]
@@ -131,6 +130,7 @@ async def test_an_echoed_notify_hook_is_never_kept_or_shown(
 
 def files_text(folder: Path) -> str:
     """Every file under ``folder`` (the journal among them), as text."""
+    assert list(folder.glob("*.sqlite")), "no journal to check"
     return "\n".join(p.read_bytes().decode("latin-1") for p in folder.rglob("*") if p.is_file())
 
 
