@@ -48,7 +48,6 @@ _SCRUB_2XX_MIN_KEY = 12  # redact_key shows nothing of shorter keys either
 DEFAULT_MAX_RESPONSE_BYTES: Final = 4 * 1024 * 1024
 #: The default limit on silence in the middle of an answer's body.
 DEFAULT_READ_IDLE_TIMEOUT: Final = 15.0
-_READ_CHUNK: Final = 64 * 1024
 _SNIPPET: Final = 200
 
 
@@ -401,27 +400,38 @@ class Transport:
     async def _read(
         self, resp: aiohttp.ClientResponse, limit: int, method: str, path: str
     ) -> bytes:
-        """The body, read a chunk at a time: never more than ``limit + 1`` bytes of it."""
+        """The body, a buffer's worth at a time: it stops at most one buffer past ``limit``.
+
+        What has already arrived is taken without waiting (a small answer usually has all
+        arrived with its headers); only a wait for more runs under the idle timer.
+        """
         declared = resp.content_length
         if declared is not None and declared > limit:
             raise self._too_large(limit, b"", method, path, declared=declared)
-        body = bytearray()
         content = resp.content
-        idle = min(self.read_idle_timeout, self.timeout)
+        parts: list[bytes] = []
+        size = 0
         while True:
-            with anyio.move_on_after(idle) as silence:
-                chunk = await content.read(min(_READ_CHUNK, limit + 1 - len(body)))
-            if silence.cancelled_caught:
-                raise TransportError(
-                    f"the server went silent for {idle:g}s in the middle of its answer",
-                    method=method,
-                    path=path,
-                )
+            chunk = content.read_nowait()
             if not chunk:
-                return bytes(body)
-            body += chunk
-            if len(body) > limit:
-                raise self._too_large(limit, body, method, path)
+                if content.at_eof():
+                    break
+                idle = min(self.read_idle_timeout, self.timeout)
+                with anyio.move_on_after(idle) as silence:
+                    chunk = await content.readany()
+                if silence.cancelled_caught:
+                    raise TransportError(
+                        f"the server went silent for {idle:g}s in the middle of its answer",
+                        method=method,
+                        path=path,
+                    )
+                if not chunk:
+                    break
+            parts.append(chunk)
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit, parts[0], method, path)
+        return b"".join(parts)
 
     def _too_large(
         self,
