@@ -23,7 +23,7 @@ async def run(
     concurrency: Any,
     poll: float,
     queue_ahead: int | None = None,
-) -> tuple[list[mjasync.Task | mjasync.MjError], mjasync.ClientStatistics]:
+) -> tuple[list[mjasync.Task | mjasync.MjError], Any]:
     """Run ``n`` imagine jobs to the end; returns the results and the client's statistics."""
     options: dict[str, Any] = {}
     if queue_ahead is not None:  # otherwise the library's default

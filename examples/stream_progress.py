@@ -11,6 +11,9 @@ In a Jupyter cell (top-level ``await`` works there)::
 As a script, against the built-in simulator::
 
     python examples/stream_progress.py
+
+The script writes its images, ``manifest.jsonl``, ``index.html`` and ``journal.sqlite`` into
+``out/stream`` (relative to where you run it; ``out/`` is in the repository's ``.gitignore``).
 """
 
 from __future__ import annotations
@@ -38,9 +41,9 @@ async def show_progress(
     async with aclosing(batch.events()) as events:
         async for event in events:
             where = f"#{event.index + 1}"
-            if event.kind is mjasync.BatchEventKind.PROGRESS:
+            if event.kind == "progress":
                 print(f"{where} {event.status} {event.progress or 0}%")
-            elif event.kind is mjasync.BatchEventKind.FINISHED and event.result is not None:
+            elif event.kind == "finished" and event.result is not None:
                 print(f"{where} {event.result.outcome}: {', '.join(event.result.files)}")
             elif event.error:
                 print(f"{where} {event.kind}: {event.error}")
@@ -53,7 +56,7 @@ async def main() -> None:
         FakeMidjourney(job_duration=1.0, progress_steps=4) as fake,
         mjasync.Client(fake.base_url, "sk-test", poll_interval=0.2) as client,
     ):
-        summary = await show_progress(client, PROMPTS, "out-stream")
+        summary = await show_progress(client, PROMPTS, "out/stream")
     print(f"{summary.succeeded}/{summary.total} succeeded in {summary.wall_time:.1f}s")
 
 

@@ -15,12 +15,15 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     │   └── UnsupportedEndpointError  404 on a route the server does not have
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
-    ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
-    ├── ClientClosedError ......... the client closed while a call waited (e.g. for a slot)
+    ├── LimiterError .............. no slot could be had: the shared budget (e.g. Redis) is
+    │   │                           unreachable, or ...
+    │   └── ClientClosedError ..... ... the client closed while the request waited for one
     ├── JournalError .............. the batch journal cannot be used
     │   ├── JournalVersionError ... written by a newer mjasync
-    │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   ├── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   └── JournalLockedError .... another batch is using the journal or output directory
     ├── DownloadError ............. an image could not be fetched and stored
+    │   └── DownloadRefusedError .. the URL leads to a private address or redirects too often
     └── TaskError ................. a task ended badly (``task_id``, ``task``)
         ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
         ├── TaskTimeoutError ...... the caller's overall timeout ran out
@@ -31,12 +34,16 @@ Misuse (bad arguments) raises :class:`ValueError` or :class:`TypeError` before a
 
 Foreign exceptions (aiohttp, json, cattrs) are translated once, where they happen, and chained
 with ``raise ... from exc``. Error messages carry the request (method and path, never the key).
+A ``notifyHook`` the server echoed (its path holds the webhook secret) is taken out of an
+error's ``properties``, ``description`` and ``body``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._json import hide_notify_hooks, strip_notify_hook
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -47,8 +54,10 @@ __all__ = [
     "BannedPromptError",
     "ClientClosedError",
     "DownloadError",
+    "DownloadRefusedError",
     "InvalidRequestError",
     "JournalError",
+    "JournalLockedError",
     "JournalStateError",
     "JournalVersionError",
     "LimiterError",
@@ -112,6 +121,8 @@ class APIError(MjError):
         http_status: the HTTP status (``200`` for proxies that report errors in the body).
         code: the proxy's body ``code`` (``None`` when the body had none).
         description: the server's own text; may be Chinese or English. Do not parse it.
+        message: what went wrong in English: a sentence for a server text mjasync knows,
+            else the description itself. ``str(exc)`` starts with it.
         properties: the body's ``properties`` mapping (empty when absent).
         method, path: the request (the path includes the mode prefix).
     """
@@ -125,11 +136,16 @@ class APIError(MjError):
         properties: Mapping[str, Any] | None = None,
         method: str | None = None,
         path: str | None = None,
+        message: str | None = None,
     ) -> None:
+        description = hide_notify_hooks(description)
         self.description = description
+        self.message = message or description
         self.http_status = http_status
         self.code = code
-        self.properties: Mapping[str, Any] = properties if properties is not None else _EMPTY
+        self.properties: Mapping[str, Any] = (
+            strip_notify_hook(properties) if properties is not None else _EMPTY
+        )
         self.method = method
         self.path = path
         parts = []
@@ -137,8 +153,10 @@ class APIError(MjError):
             parts.append(f"HTTP {http_status}")
         if code is not None:
             parts.append(f"code {code}")
+        if self.message != description:  # the server's own words stay in the text
+            parts.append(f"server said {description!r}")
         detail = f" ({', '.join(parts)})" if parts else ""
-        super().__init__(f"{description}{detail}{_where(method, path)}")
+        super().__init__(f"{self.message}{detail}{_where(method, path)}")
 
 
 class AuthenticationError(APIError):
@@ -224,11 +242,12 @@ class ProtocolError(MjError):
         path: str | None = None,
         body: str | None = None,
     ) -> None:
+        message = hide_notify_hooks(message)
         super().__init__(message + _where(method, path))
         self.message = message
         self.method = method
         self.path = path
-        self.body = body
+        self.body = hide_notify_hooks(body) if body is not None else None
 
 
 class SubmissionUncertainError(MjError):
@@ -265,8 +284,11 @@ class LimiterError(MjError):
     """The in-flight budget's backing store (e.g. Redis) could not be reached in time."""
 
 
-class ClientClosedError(MjError):
-    """The client was closed while this call waited (for a slot, say), or after it closed."""
+class ClientClosedError(LimiterError):
+    """The client was closed while this request waited for a slot (nothing was sent).
+
+    Catch it as :class:`LimiterError`: either way the request never got a slot.
+    """
 
 
 class TaskError(MjError):
@@ -336,6 +358,23 @@ class JournalStateError(JournalError, ValueError):
     """
 
 
+class JournalLockedError(JournalError):
+    """Another batch holds the journal (or the output directory): two runs would pay twice.
+
+    Raised before anything is sent. The lock belongs to the other process and ends with it,
+    even when that process is killed, so running again once it is gone just works.
+
+    Attributes:
+        path: the lock file.
+        holder: the process id written by the holder, when it could be read.
+    """
+
+    def __init__(self, message: str, *, path: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
 class DownloadError(MjError):
     """An image could not be downloaded and stored; nothing was left behind.
 
@@ -352,3 +391,13 @@ class DownloadError(MjError):
         self.url = url
         self.reason = reason
         self.http_status = http_status
+
+
+class DownloadRefusedError(DownloadError):
+    """mjasync would not fetch this image: nothing was sent to where it leads.
+
+    The URL (or one of its redirects) leads to a loopback, private, link-local, multicast or
+    otherwise non-public address that is not the API server itself, or it redirects too
+    many times. Allow private hosts explicitly (``allow_private_image_hosts=True``,
+    ``--allow-private-image-hosts``) when your images really live on such a host.
+    """

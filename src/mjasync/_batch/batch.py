@@ -29,10 +29,18 @@ import anyio.to_thread
 
 from .._client import Client
 from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from .download import (
+    DEFAULT_MAX_BYTES_PER_TASK,
+    DEFAULT_MAX_IMAGES_PER_TASK,
+    DEFAULT_READ_TIMEOUT,
+    ImageHostPolicy,
+    image_session,
+)
 from .files import CountingDownloader
-from .journal import Journal, JournalStore, request_key
+from .journal import Journal, JournalState, JournalStore, ResumePlan, request_key
+from .lock import DIR_LOCK_NAME, BatchLock, journal_lock_path
 from .runner import PromptSpec, Runner, UnitSpec
-from .types import BatchEvent, BatchSummary
+from .types import BatchEvent, BatchItem, BatchPlan, BatchSummary
 
 __all__ = ["Batch", "UpscaleChoice", "run_batch"]
 
@@ -53,6 +61,14 @@ def _buttons(upscale: UpscaleChoice) -> tuple[str, ...]:
     return (f"U{upscale}",)
 
 
+def _check_positive(name: str, value: object, *, number: bool = False) -> None:
+    kinds: tuple[type, ...] = (int, float) if number else (int,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be {'a number' if number else 'an int'}, not {value!r}")
+    if not 0 < value < math.inf:  # type: ignore[operator]
+        raise ValueError(f"{name} must be positive and finite, not {value!r}")
+
+
 def _label(request: Request) -> str:
     if isinstance(request, Imagine):
         return request.prompt
@@ -68,7 +84,17 @@ def _label(request: Request) -> str:
     return f"modal step of task {request.task_id}"
 
 
+def _item_buttons(item: BatchItem, default: tuple[str, ...]) -> tuple[str, ...]:
+    if item.upscale is None:
+        return default
+    if item.upscale == "none":
+        return ()
+    return _buttons(item.upscale)
+
+
 def _as_request(index: int, item: object) -> Request:
+    if isinstance(item, BatchItem):
+        return _as_request(index, item.request)
     if isinstance(item, str):
         try:
             return Imagine(item)
@@ -77,24 +103,26 @@ def _as_request(index: int, item: object) -> Request:
     if isinstance(item, _REQUEST_TYPES):
         return item
     raise TypeError(
-        f"batch item {index + 1} must be a prompt str or a request (mjasync.Imagine, ...), "
-        f"not {type(item).__name__}"
+        f"batch item {index + 1} must be a prompt str, a request (mjasync.Imagine, ...) or "
+        f"a BatchItem, not {type(item).__name__}"
     )
 
 
 def plan_prompts(
-    client: Client, requests: Iterable[Request | str], buttons: tuple[str, ...]
+    client: Client, requests: Iterable[Request | str | BatchItem], buttons: tuple[str, ...]
 ) -> list[PromptSpec]:
     """Turn the input into prompt specs with their journal keys (validating every request).
 
     The key of a request comes from its route and body without ``state``/``notifyHook``,
     plus its occurrence number, so the same prompt listed twice is two requests. An
-    upscale's key comes from its grid's key and the button.
+    upscale's key comes from its grid's key and the button. A :class:`BatchItem` brings its
+    own mode, upscales and file name.
     """
     specs = []
     seen: Counter[str] = Counter()
     for index, item in enumerate(requests):
         request = _as_request(index, item)
+        options = item if isinstance(item, BatchItem) else BatchItem(request)
         client.request_body(request)  # the client's own checks (image size) before any run
         body = request.to_body()
         first = request_key(request.route, body)
@@ -102,7 +130,8 @@ def plan_prompts(
         seen[first] += 1
         key = first if occurrence == 0 else request_key(request.route, body, occurrence)
         label = _label(request)
-        ups = buttons if isinstance(request, Imagine | Blend) else ()
+        wanted = _item_buttons(options, buttons)
+        ups = wanted if isinstance(request, Imagine | Blend) else ()
         specs.append(
             PromptSpec(
                 index=index,
@@ -117,9 +146,31 @@ def plan_prompts(
                     )
                     for button in ups
                 ),
+                mode=options.mode,
+                name=options.name,
             )
         )
     return specs
+
+
+def plan_counts(prompts: Iterable[PromptSpec], plan: ResumePlan) -> BatchPlan:
+    """How many requests of ``prompts`` a run with ``plan`` submits, watches, ... Pure."""
+    counts = dict.fromkeys(("new", "retried", "watch", "download", "finished", "uncertain"), 0)
+    buckets = {
+        key: bucket
+        for bucket in ("submit", "watch", "download", "finished", "uncertain")
+        for key in getattr(plan, bucket)
+    }
+    for spec in prompts:
+        for unit in (spec.main, *spec.upscales):
+            bucket = buckets.get(unit.key, "submit")
+            if bucket == "submit":
+                entry = plan.entries.get(unit.key)
+                failed = entry is not None and entry.state is JournalState.FAILED
+                counts["retried" if failed else "new"] += 1
+            else:
+                counts[bucket] += 1
+    return BatchPlan(**counts)
 
 
 class Batch:
@@ -138,9 +189,24 @@ class Batch:
             download those images too.
         resubmit_uncertain: resend requests whose earlier submit may have reached the server
             (they may be paid twice). By default they are reported, not resent.
+        retry_failed: submit again the requests that failed in an earlier run, or whose task
+            the server lost (they are paid again; :meth:`preview` says how many).
         download_limit: images downloaded at once.
         session: an aiohttp session for the downloads (default: a private one, without the
-            API key, so no CDN ever sees it).
+            API key, so no CDN ever sees it, that checks every address it connects to).
+            With a session of your own, image hosts are resolved and checked before each
+            request instead (see :func:`mjasync._batch.download.image_session`).
+        allow_private_image_hosts: also download from loopback, private, link-local and
+            other non-public addresses. By default only public hosts and the API server's
+            own address (same IP and port) are contacted, and every redirect is checked.
+        image_read_timeout: seconds an image download may go without receiving a byte.
+        max_images_per_task: a task listing more image URLs than this is not downloaded.
+        max_image_bytes_per_task: the bytes all images of one task may add up to.
+
+    The batch holds a lock on its journal (``<journal>.lock``) and its output directory
+    (``.mjasync.lock``) for the whole run: a second batch on either fails at once with
+    :class:`~mjasync.JournalError` (``JournalLockedError``), before it sends anything. The
+    lock ends with the process that holds it, even when that process is killed.
 
     Raises:
         ValueError, TypeError: a bad option or request (before anything is sent).
@@ -159,7 +225,7 @@ class Batch:
     def __init__(
         self,
         client: Client,
-        requests: Iterable[Request | str],
+        requests: Iterable[Request | str | BatchItem],
         *,
         out_dir: str | os.PathLike[str],
         journal: str | os.PathLike[str] | JournalStore | None = None,
@@ -167,8 +233,13 @@ class Batch:
         split: bool = False,
         upscale: UpscaleChoice = None,
         resubmit_uncertain: bool = False,
+        retry_failed: bool = False,
         download_limit: int = 4,
         session: aiohttp.ClientSession | None = None,
+        allow_private_image_hosts: bool = False,
+        image_read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
+        max_image_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client must be a mjasync.Client, not {type(client).__name__}")
@@ -182,6 +253,9 @@ class Batch:
             raise TypeError("download_limit must be an int")
         if download_limit < 1:
             raise ValueError(f"download_limit must be at least 1, not {download_limit}")
+        _check_positive("image_read_timeout", image_read_timeout, number=True)
+        _check_positive("max_images_per_task", max_images_per_task)
+        _check_positive("max_image_bytes_per_task", max_image_bytes_per_task)
         self._client = client
         self._prompts = plan_prompts(client, requests, _buttons(upscale))
         self.out_dir = Path(out_dir)
@@ -189,8 +263,13 @@ class Batch:
         self._download = bool(download)
         self._split = bool(split)
         self._resubmit_uncertain = bool(resubmit_uncertain)
+        self._retry_failed = bool(retry_failed)
         self._download_limit = download_limit
         self._session = session
+        self._allow_private_image_hosts = bool(allow_private_image_hosts)
+        self._image_read_timeout = float(image_read_timeout)
+        self._max_images_per_task = max_images_per_task
+        self._max_image_bytes_per_task = max_image_bytes_per_task
         self._summary: BatchSummary | None = None
         self._started = False
         self._runner: Runner | None = None
@@ -222,6 +301,40 @@ class Batch:
     def summary(self) -> BatchSummary | None:
         """The summary once the batch has finished, else ``None``."""
         return self._summary
+
+    async def preview(self) -> BatchPlan:
+        """What :meth:`run` would do with the journal as it is now; sends nothing.
+
+        Use it to say what a run will pay before it pays: ``plan.submits`` jobs at most,
+        ``plan.retried`` of them failed before (``retry_failed=True``).
+
+        Raises:
+            JournalError: the journal cannot be read.
+        """
+        keys = [u.key for spec in self._prompts for u in (spec.main, *spec.upscales)]
+        arg = self._journal_arg
+        if arg is not None and not isinstance(arg, str | os.PathLike):
+            store = arg
+            if not isinstance(store, JournalStore):
+                raise TypeError(
+                    f"journal must be a path or a JournalStore, not {type(store).__name__}"
+                )
+            plan = await store.plan(
+                keys,
+                resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
+            )
+            return plan_counts(self._prompts, plan)
+        path = self.out_dir / "journal.sqlite" if arg is None else Path(arg)
+        if not await anyio.Path(path).exists():
+            return plan_counts(self._prompts, ResumePlan())
+        async with await Journal.open(path) as journal:
+            plan = await journal.plan(
+                keys,
+                resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
+            )
+        return plan_counts(self._prompts, plan)
 
     async def events(self) -> AsyncGenerator[BatchEvent, None]:
         """Run the batch and yield its events as they happen; ``summary`` is set at the end.
@@ -280,13 +393,25 @@ class Batch:
         before = self._client.statistics()
         await anyio.to_thread.run_sync(lambda: self.out_dir.mkdir(parents=True, exist_ok=True))
         async with AsyncExitStack() as stack:
+            # Locked before the journal is read and before anything is sent; released last.
+            await self._lock(stack)
             journal = await self._open_journal(stack)
             downloader = None
             if self._download:
+                policy = ImageHostPolicy(self._allow_private_image_hosts, self._client.base_url)
                 session = self._session
                 if session is None:
-                    session = await stack.enter_async_context(aiohttp.ClientSession())
-                downloader = CountingDownloader(session, self.out_dir, limit=self._download_limit)
+                    session = await stack.enter_async_context(image_session(policy))
+                downloader = CountingDownloader(
+                    session,
+                    self.out_dir,
+                    limit=self._download_limit,
+                    read_timeout=self._image_read_timeout,
+                    allow_private_image_hosts=policy.allow_private,
+                    api_server=policy.api_server,
+                    max_images_per_task=self._max_images_per_task,
+                    max_bytes_per_task=self._max_image_bytes_per_task,
+                )
             runner = self._runner = Runner(
                 self._client,
                 self._prompts,
@@ -295,6 +420,7 @@ class Batch:
                 downloader=downloader,
                 split=self._split,
                 resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
                 emit=emit,
             )
             try:
@@ -314,12 +440,32 @@ class Batch:
             requests=after.requests - before.requests,
             submits=after.submits - before.submits,
             polls=after.polls + after.fetches - before.polls - before.fetches,
+            refused=runner.refused,
+            retried=runner.retried,
+            split_skipped=runner.split_skipped,
             out_dir=os.fspath(self.out_dir),
             manifest=os.fspath(self.out_dir / "manifest.jsonl"),
             index=os.fspath(self.out_dir / "index.html"),
             journal=self.journal_path or "",
         )
         return self._summary
+
+    async def _lock(self, stack: AsyncExitStack) -> None:
+        """Hold the journal's and the output directory's locks until ``stack`` closes."""
+        locks = [BatchLock(self.out_dir / DIR_LOCK_NAME, f"output directory {str(self.out_dir)!r}")]
+        journal = self.journal_path
+        if journal and journal != ":memory:":
+            locks.insert(0, BatchLock(journal_lock_path(journal), f"journal {journal!r}"))
+        for lock in locks:
+            # Registered first: a cancellation delivered once the (uncancellable) thread has
+            # taken the lock must still release it, or it stays held until the process exits.
+            stack.callback(lock.release)
+            await anyio.to_thread.run_sync(self._make_parent, lock.path)
+            await anyio.to_thread.run_sync(lock.acquire)
+
+    @staticmethod
+    def _make_parent(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     async def _open_journal(self, stack: AsyncExitStack) -> JournalStore:
         arg = self._journal_arg
@@ -338,7 +484,7 @@ class Batch:
 
 async def run_batch(
     client: Client,
-    requests: Iterable[Request | str],
+    requests: Iterable[Request | str | BatchItem],
     *,
     out_dir: str | os.PathLike[str],
     journal: str | os.PathLike[str] | JournalStore | None = None,
@@ -346,8 +492,13 @@ async def run_batch(
     split: bool = False,
     upscale: UpscaleChoice = None,
     resubmit_uncertain: bool = False,
+    retry_failed: bool = False,
     on_event: EventHook | None = None,
     download_limit: int = 4,
+    allow_private_image_hosts: bool = False,
+    image_read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
+    max_image_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
 ) -> BatchSummary:
     """Run many requests, journaled and downloaded; return the :class:`BatchSummary`.
 
@@ -357,8 +508,12 @@ async def run_batch(
     reached the server without an answer are reported as uncertain, not resent, unless
     ``resubmit_uncertain=True``. See :class:`Batch` for the arguments.
 
+    Only one batch at a time may use a journal or an output directory: a second one
+    raises :class:`~mjasync.JournalError` (``JournalLockedError``) before sending anything.
+
     Raises:
         AuthenticationError: the server refused the key.
+        JournalLockedError: another batch is using the journal or the output directory.
         JournalError: the journal cannot be used.
         ValueError, TypeError: a bad option or request, before anything is sent.
 
@@ -377,6 +532,11 @@ async def run_batch(
         split=split,
         upscale=upscale,
         resubmit_uncertain=resubmit_uncertain,
+        retry_failed=retry_failed,
         download_limit=download_limit,
+        allow_private_image_hosts=allow_private_image_hosts,
+        image_read_timeout=image_read_timeout,
+        max_images_per_task=max_images_per_task,
+        max_image_bytes_per_task=max_image_bytes_per_task,
     )
     return await batch.run(on_event)

@@ -11,6 +11,7 @@ import contextlib
 import html
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -22,18 +23,32 @@ __all__ = ["render_index", "render_manifest", "write_atomic"]
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new file beside ``path`` with a name nobody else uses: ``.NAME.<random>.tmp``."""
+    # Exclusive and not through a symlink; a fixed name would let two writers (two threads,
+    # or a second process) rename or delete each other's temporary file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return temp, os.open(temp, flags, 0o644)
+        except FileExistsError:  # 48 random bits taken: astronomically rare, try again
+            continue
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) in one rename. Blocking: run it in a thread."""
-    part = path.with_name(f".{path.name}.tmp")
+    temp, fd = _create_temp(path)
     try:
-        with open(part, "w", encoding="utf-8", newline="\n") as file:
+        with open(fd, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(part, path)
+        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(part)
+            os.unlink(temp)
         raise
 
 
@@ -53,13 +68,18 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; padding: 1.5rem; background: var(--bg); color: var(--fg);
   font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }
 .counts { color: var(--muted); margin: 0 0 1.2rem; }
-.grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); }
+.grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+  align-items: start; }
 .card { background: var(--card); border-radius: 10px; padding: .75rem;
   box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
 .card img { width: 100%; height: auto; border-radius: 6px; display: block; }
 .thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: .3rem; }
+figure { margin: 0; }
+figcaption { color: var(--muted); font-size: 11px; text-align: center; }
+.upscales { border-top: 1px solid rgba(127,127,127,.25); padding-top: .4rem; }
+.upscales .thumbs { grid-template-columns: repeat(auto-fill, minmax(56px, 1fr)); }
 .prompt { margin: 0; word-break: break-word; }
 .meta { color: var(--muted); font-size: 12px; display: flex; gap: .5rem; flex-wrap: wrap; }
 .badge { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .03em; }
@@ -80,25 +100,66 @@ def _images(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().endswith(_IMAGE_SUFFIXES)]
 
 
+def _figure(file: str, caption: str, alt: str = "") -> str:
+    return (
+        f'<figure><a href="{_href(file)}"><img src="{_href(file)}" loading="lazy" '
+        f'alt="{html.escape(alt, quote=True)}"></a>'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _section(kind: str, title: str, figures: list[str]) -> str:
+    return (
+        f'<section class="{kind}" aria-label="{html.escape(title, quote=True)}">'
+        f'<div class="thumbs">{"".join(figures)}</div></section>'
+    )
+
+
+def _upscale_figures(result: PromptResult) -> tuple[list[str], list[str]]:
+    """The upscales' images, labelled by button; and a note per upscale without one."""
+    figures, missing = [], []
+    for upscale in result.upscales:
+        label = upscale.button or "upscale"
+        images = _images(upscale.files)
+        for n, file in enumerate(images, start=1):
+            caption = label if len(images) == 1 else f"{label} ({n})"
+            figures.append(_figure(file, caption, f"{label} of: {result.prompt}"))
+        if not images:
+            grid_failed = upscale.outcome is BatchOutcome.PENDING and result.main.outcome in (
+                BatchOutcome.FAILED,
+                BatchOutcome.UNCERTAIN,
+            )
+            missing.append(f"{label}: {'not run' if grid_failed else upscale.outcome.value}")
+    return figures, missing
+
+
 def _card(result: PromptResult) -> str:
+    """One prompt: its grid, the grid's four images, its upscales (each labelled), status.
+
+    The sections are the prompt's own job (``grid``: the grid and its parts, numbered 1-4
+    like Midjourney's buttons) and each kind of follow-up (``upscales``: labelled U1-U4);
+    more kinds (videos) get sections of their own.
+    """
     outcome = result.outcome.value
-    images = _images(result.files)
+    own = _images(result.main.files)
     parts = [f'<div class="card {outcome}">']
-    if images:
-        first, rest = images[0], images[1:]
+    if own:
+        grid, rest = own[0], own[1:]
         parts.append(
-            f'<a href="{_href(first)}"><img src="{_href(first)}" loading="lazy" '
+            f'<a href="{_href(grid)}"><img src="{_href(grid)}" loading="lazy" '
             f'alt="{html.escape(result.prompt, quote=True)}"></a>'
         )
         if rest:
-            parts.append('<div class="thumbs">')
-            parts.extend(
-                f'<a href="{_href(f)}"><img src="{_href(f)}" loading="lazy" alt=""></a>'
-                for f in rest
-            )
-            parts.append("</div>")
+            figures = [
+                _figure(f, str(n), f"image {n} of: {result.prompt}")
+                for n, f in enumerate(rest, start=1)
+            ]
+            parts.append(_section("parts", "the grid's images", figures))
     else:
         parts.append('<div class="noimage">no image</div>')
+    upscales, missing = _upscale_figures(result)
+    if upscales:
+        parts.append(_section("upscales", "upscales", upscales))
     parts.append(f'<p class="prompt">{html.escape(result.prompt)}</p>')
     meta = [
         f'<span class="badge">{html.escape(outcome)}</span>',
@@ -108,9 +169,7 @@ def _card(result: PromptResult) -> str:
         meta.append(f"<span>task {html.escape(result.task_id)}</span>")
     if result.main.status:
         meta.append(f"<span>{html.escape(result.main.status)}</span>")
-    for upscale in result.upscales:
-        label = f"{upscale.button}: {upscale.outcome.value}"
-        meta.append(f"<span>{html.escape(label)}</span>")
+    meta.extend(f"<span>{html.escape(note)}</span>" for note in missing)
     parts.append(f'<div class="meta">{"".join(meta)}</div>')
     if result.error:
         parts.append(f'<p class="error">{html.escape(result.error)}</p>')

@@ -56,8 +56,9 @@ from .._errors import (
 )
 from .._models import Submission, Task, TaskAction, TaskStatus
 from .._wire.api import WireAPI
+from .._wire.messages import in_english
 from .._wire.modes import mode_key
-from .._wire.retry import RefusalPolicy, backoff_delay
+from .._wire.retry import RetryPolicy, refusal_delay
 from .background import BackgroundTasks
 from .events import ProgressEvent, is_advance
 from .job import Job
@@ -153,7 +154,7 @@ class JobEngine:
         api: the wire API (submits, polls, cancels).
         limiter: the in-flight budget.
         settings: poll pacing.
-        refusals: how long queue-full refusals are waited out.
+        retry: how long queue-full refusals are waited out (``refusal_wait``), and how.
         posts_at_once: submits in flight at once for callers outside a submitter pool.
         queue_ahead: jobs let wait in the account's queue once it is seen to queue
             (``None``: one per core; ``0``: none).
@@ -165,7 +166,7 @@ class JobEngine:
         api: WireAPI,
         limiter: Limiter,
         settings: PollSettings,
-        refusals: RefusalPolicy,
+        retry: RetryPolicy,
         *,
         posts_at_once: int = POSTS_AT_ONCE,
         random: Callable[[], float] = random.random,
@@ -175,7 +176,7 @@ class JobEngine:
         self.api = api
         self.limiter = limiter
         self.settings = settings
-        self.refusals = refusals
+        self.retry = retry
         self.queue_ahead = queue_ahead
         # A job let wait must not look stalled either: it shows no change while it waits.
         self.wait_budget = min(wait_budget, settings.stall_timeout / 2)
@@ -584,11 +585,17 @@ class JobEngine:
                 self._submit_outcome(mode, "refused")
                 await self.limiter.feedback(mode, "refused")
                 attempt += 1
-                delay = refusal.retry_after
+                waited = _now() - started
+                delay = refusal_delay(
+                    attempt, self.retry, refusal.retry_after, waited, self._random
+                )
                 if delay is None:
-                    delay = backoff_delay(attempt, self.refusals.backoff, self._random)
-                if _now() - started + delay > self.refusals.max_wait:
                     raise
+                if ahead:
+                    # A job let wait found the queue full: it waits for a slot like any other
+                    # (the room learned from this refusal decides which kind it gets).
+                    log.info("submit %s refused (queue full); it waits for a slot", route)
+                    raise _Requeue from refusal
                 log.info(
                     "submit %s refused (%s); resubmitting in %.2fs (attempt %d)",
                     route,
@@ -596,10 +603,6 @@ class JobEngine:
                     delay,
                     attempt + 1,
                 )
-                if ahead:
-                    # A job let wait found the queue full: it waits for a slot like any other
-                    # (the room learned from this refusal decides which kind it gets).
-                    raise _Requeue from refusal
                 await anyio.sleep(delay)
                 continue
             self.counters.submitted += 1
@@ -721,7 +724,7 @@ class JobEngine:
     def _apply(self, watch: Watch, payload: Mapping[str, Any], source: Source, now: float) -> bool:
         self.counters.observations += 1
         watch.misses = 0
-        raw_key = (payload.get("status"), payload.get("progress"))
+        raw_key = (_scalar(payload.get("status")), _scalar(payload.get("progress")))
         pushed = source == "push"
         if pushed:
             watch.pushed_at = now
@@ -782,8 +785,10 @@ class JobEngine:
 
     def _ended_upstream(self, watch: Watch, now: float) -> bool:
         task = watch.task
-        if task is None:
-            raise ProtocolError("an unreadable terminal payload")
+        if task is None or task.status is not watch.status:
+            # Unreadable (``task`` is then none, or an older one): ending the job with a stale
+            # task, or waiting for a change the raw-key check would drop, are both wrong.
+            raise ProtocolError(f"an unreadable {watch.status} payload")
         if watch.first_running is not None and watch.status is TaskStatus.SUCCESS:
             key = mode_key(watch.mode)
             ran = now - watch.first_running[0]
@@ -893,6 +898,14 @@ class JobEngine:
             self.release_unused(slot)
 
 
+def _scalar(value: object) -> object:
+    """A raw status or progress as compared between observations: a JSON scalar as it is;
+    anything else (a list nested 1,000 deep, whose comparison would recurse) as its type."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return f"<{type(value).__name__}>"
+
+
 def result_of(watch: Watch) -> Task | MjError:
     """A finished watch's result: the successful task, or the error to raise."""
     outcome = watch.outcome
@@ -907,7 +920,8 @@ def result_of(watch: Watch) -> Task | MjError:
 
 def _failed(task: Task | None, task_id: str, status: TaskStatus) -> TaskFailedError:
     reason = (task.fail_reason if task else None) or status.value.lower()
-    return TaskFailedError(reason, task_id=task_id, task=task)
+    # The message in English; the server's own words stay in ``fail_reason``.
+    return TaskFailedError(in_english(reason), task_id=task_id, task=task)
 
 
 def _submitted_status(submission: Submission) -> TaskStatus:

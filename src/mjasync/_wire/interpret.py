@@ -25,7 +25,8 @@ from .._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .._json import loads
+from .._json import loads, nested_deeper_than
+from .messages import explain
 from .retry import parse_retry_after
 from .transport import Response
 
@@ -50,8 +51,13 @@ def _decode(resp: Response) -> object:
             f"unreadable JSON body (HTTP {resp.status}, {resp.content_type or 'no type'})",
             method=resp.method,
             path=resp.path,
-            body=resp.body[:200].decode("utf-8", "replace"),
+            body=_snippet(resp),
         ) from exc
+
+
+def _snippet(resp: Response) -> str:
+    """The start of the body for an error, as text without the key in any spelling."""
+    return resp.redact(resp.body[:200].decode("utf-8", "replace"))
 
 
 def _try_decode(resp: Response) -> object:
@@ -62,6 +68,12 @@ def _try_decode(resp: Response) -> object:
 
 
 def _description(payload: object, resp: Response, default: str) -> str:
+    # Server text goes into an exception message: scrubbed of the key in any spelling (the
+    # body's bytes were, but a decoded string may spell it in a way bytes do not show).
+    return resp.redact(_server_text(payload, resp, default))
+
+
+def _server_text(payload: object, resp: Response, default: str) -> str:
     if isinstance(payload, Mapping):
         for key in ("description", "message", "msg"):
             value = payload.get(key)
@@ -88,7 +100,7 @@ def _code_of(payload: object) -> int | None:
         code = payload.get("code")
         if isinstance(code, int) and not isinstance(code, bool):
             return code
-        if isinstance(code, str) and _CODE_TEXT.match(code):
+        if isinstance(code, str) and _CODE_TEXT.fullmatch(code):
             return int(code)
     return None
 
@@ -96,7 +108,8 @@ def _code_of(payload: object) -> int | None:
 def _properties(payload: object) -> Mapping[str, Any] | None:
     if isinstance(payload, Mapping):
         props = payload.get("properties")
-        if isinstance(props, Mapping):
+        # A hostile nesting would make every repr of the error a RecursionError: dropped.
+        if isinstance(props, Mapping) and not nested_deeper_than(props):
             return props
     return None
 
@@ -116,6 +129,7 @@ def error_for_code(
         "properties": properties,
         "method": resp.method,
         "path": resp.path,
+        "message": explain(description, code=code, properties=properties),
     }
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     if code == 23 or (code == 9 and _QUEUE_FULL_TEXT in description):
@@ -157,13 +171,45 @@ def interpret(resp: Response, kind: RouteKind) -> object:
     """Turn one answer into its payload, or raise the most specific :class:`MjError`.
 
     Returns the decoded JSON: a task object for ``fetch``, a list for ``list``, a submit-style
-    object with a success code for ``submit``/``seed``/``cancel``.
+    object with a success code for ``submit``/``seed``/``cancel``. A redirect (3xx) is an
+    :class:`APIError` naming its ``Location``: API calls never follow one. Whatever the
+    answer, nothing but an :class:`MjError` is raised.
     """
+    try:
+        return _interpret(resp, kind)
+    except MjError:
+        raise
+    except Exception as exc:  # a safety net: no answer may crash the client
+        raise ProtocolError(
+            f"unreadable {kind} answer (HTTP {resp.status}; {type(exc).__name__})",
+            method=resp.method,
+            path=resp.path,
+            body=_snippet(resp),
+        ) from exc
+
+
+def _redirect(resp: Response) -> APIError:
+    location = resp.location if resp.location is not None else resp.headers.get("Location")
+    where = repr(resp.redact(location)[:300]) if location else "no Location given"
+    return APIError(
+        f"the server answered with a redirect to {where}; API calls do not follow "
+        "redirects (check base_url: scheme, host and path prefix)",
+        http_status=resp.status,
+        method=resp.method,
+        path=resp.path,
+    )
+
+
+def _interpret(resp: Response, kind: RouteKind) -> object:
     status = resp.status
+    if 300 <= status < 400:
+        raise _redirect(resp)
     if status in (401, 403):
         payload = _try_decode(resp)
+        description = _description(payload, resp, "the server refused the API key")
         raise AuthenticationError(
-            _description(payload, resp, "the server refused the API key"),
+            description,
+            message=explain(description),
             http_status=status,
             code=_code_of(payload),
             method=resp.method,
@@ -197,6 +243,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
             "properties": _properties(payload),
             "method": resp.method,
             "path": resp.path,
+            "message": explain(description, code=code),
         }
         if status == 429:
             raise RateLimitError(
@@ -244,7 +291,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
         f"unexpected {kind} answer shape: {type(payload).__name__}",
         method=resp.method,
         path=resp.path,
-        body=resp.body[:200].decode("utf-8", "replace"),
+        body=_snippet(resp),
     )
 
 

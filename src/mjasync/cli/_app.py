@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
+
+from ._secrets import redact, remember, secrets_in
 
 __all__ = ["app"]
 
@@ -21,6 +24,8 @@ _NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
 class _Group(click.Group):
     """A group whose errors are one line on stderr: ``mjasync batch: <what is wrong>``.
 
+    Usage and configuration errors (exit code 2) end with where the help is.
+
     Click's own format (usage, a hint, a blank line, then the error) is four lines; in a
     script's log the one line that matters is easier to find alone. ``--help`` is unchanged.
     """
@@ -33,6 +38,8 @@ class _Group(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> NoReturn:
+        # Known before parsing, so even a usage error quoting an argument cannot show a key.
+        remember(secrets_in(list(args) if args is not None else sys.argv[1:], os.environ))
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -41,7 +48,9 @@ class _Group(click.Group):
                 sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else (prog_name or "mjasync")
-            message = " ".join(exc.format_message().split())
+            message = redact(" ".join(exc.format_message().split()))
+            if exc.exit_code == 2:  # a usage or configuration error: the help says how
+                message += f" (see '{where} --help')"
             click.echo(f"{where}: {message}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:

@@ -4,27 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console
 
-from .._batch.download import Downloader
+from .._batch.download import Downloader, ImageHostPolicy, image_session
 from .._client import Client
-from .._models import Task, TaskAction
+from .._models import Task, TaskAction, TaskStatus
 from .._requests import Describe, Imagine, Request
 from ._config import (
     EXIT_INTERRUPTED,
     Connection,
+    ImageOptions,
     connect,
     connection_options,
+    image_options,
+    server_text,
     translate_errors,
 )
+from ._secrets import redact
 
 __all__ = ["action", "describe", "fetch", "imagine"]
 
@@ -34,42 +38,75 @@ _OUT = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Download the result's images into this directory.",
 )
+_SIMULATED_URLS = (
+    "(simulated: image URLs work only while a --simulate command runs; --out DIR saves the "
+    "images, or later: mjasync fetch ID --simulate --out DIR)"
+)
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
+def _run(coro: Coroutine[Any, Any, None], verbose: bool = False) -> None:
     """Run a command's coroutine; errors become one line, Ctrl-C exits 130."""
     try:
-        with translate_errors():
+        with translate_errors(verbose):
             asyncio.run(coro)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _show_task(task: Task, files: list[str]) -> None:
+def _say(line: str) -> None:
+    # Every field shown here comes from the server: none may carry the key to the screen.
+    click.echo(redact(line))
+
+
+def _show_task(task: Task, files: list[str], conn: Connection) -> None:
     text_result = task.action in (TaskAction.DESCRIBE, TaskAction.SHORTEN)
-    click.echo(f"task {task.id}: {task.action.value} {task.status.value}")
+    _say(f"task {task.id}: {task.action.value} {task.status.value}")
     if task.prompt and not text_result:
-        click.echo(f"prompt: {task.prompt}")
+        _say(f"prompt: {task.prompt}")
     if task.image_url:
-        click.echo(f"image: {task.image_url}")
+        _say(f"image: {task.image_url}")
     if task.fail_reason:
-        click.echo(f"fail reason: {task.fail_reason}")
+        _say(f"fail reason: {server_text(task.fail_reason, conn.verbose)}")
     if text_result and task.final_prompt:
-        click.echo(task.final_prompt)
+        _say(task.final_prompt)
     if task.buttons and not text_result:
-        click.echo("buttons: " + " ".join(button.name for button in task.buttons))
+        _say("buttons: " + " ".join(button.name for button in task.buttons))
+        _say(f"press one: mjasync action {task.id} BUTTON" + (" --simulate" * conn.simulate))
     for path in files:
-        click.echo(f"saved: {path}")
+        _say(f"saved: {path}")
+    if conn.simulate and task.image_url and not files:
+        _say(_SIMULATED_URLS)
 
 
-async def _download(task: Task, out_dir: Path | None) -> list[str]:
-    if out_dir is None:
+async def _download(
+    client: Client,
+    task: Task,
+    out_dir: Path | None,
+    images: ImageOptions,
+    label: str | None = None,
+) -> list[str]:
+    if out_dir is None or task.status is not TaskStatus.SUCCESS:
         return []
-    # A session of our own: image hosts must never see the API key.
-    async with aiohttp.ClientSession() as session:
-        paths = await Downloader(session, out_dir).fetch_task_images(task)
+    # A session of our own: image hosts never see the API key, and it connects only to
+    # public hosts and the API server itself (unless --allow-private-image-hosts).
+    policy = ImageHostPolicy(images.allow_private_hosts, client.base_url)
+    async with image_session(policy) as session:
+        downloader = Downloader(
+            session,
+            out_dir,
+            read_timeout=images.read_timeout,
+            allow_private_image_hosts=policy.allow_private,
+            api_server=policy.api_server,
+        )
+        paths = await downloader.fetch_task_images(task, label=label)
     return [str(p) for p in paths]
+
+
+def _label(button: str) -> str | None:
+    """The file-name label for a pressed button: ``U2``, ``V1``; ``None`` for the others."""
+    text = button.strip()
+    return text.upper() if re.fullmatch(r"[UuVv][1-4]", text) else None
 
 
 async def _follow(client: Client, request: Request) -> Task:
@@ -92,27 +129,46 @@ async def _follow(client: Client, request: Request) -> Task:
     return await job.result()
 
 
-def _single(
-    conn: Connection, work: Callable[[Client], Awaitable[Task]], out_dir: Path | None
-) -> None:
-    async def main() -> None:
-        async with connect(conn) as client:
-            task = await work(client)
-            _show_task(task, await _download(task, out_dir))
-
-    _run(main())
+async def _press(client: Client, task: Task | str, button: str) -> Task:
+    """Press ``button`` of ``task`` and wait (a MODAL step is answered for you)."""
+    return await client.action(task, button)
 
 
 @click.command()
 @click.argument("prompt")
+@click.option(
+    "--then",
+    "then",
+    multiple=True,
+    metavar="BUTTON",
+    help="Then press BUTTON (U1-U4, V1-V4, ...) of the result; repeat to chain "
+    "(--then V1 --then U2: a variation, then its U2).",
+)
 @_OUT
+@image_options
 @connection_options(simulate=True)
-def imagine(prompt: str, out_dir: Path | None, **options: Any) -> None:
-    """Generate one 2x2 grid from PROMPT and print (or --out: save) the result."""
+def imagine(prompt: str, then: tuple[str, ...], out_dir: Path | None, **options: Any) -> None:
+    """Generate one 2x2 grid from PROMPT and print (or --out: save) the result.
+
+    With --simulate, the simulated server keeps its tasks between commands: press a
+    button later with `mjasync action ID U2 --simulate`.
+    """
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
-    with translate_errors():
+    with translate_errors(conn.verbose):
         request = Imagine(prompt)
-    _single(conn, lambda client: _follow(client, request), out_dir)
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _follow(client, request)
+            files = await _download(client, task, out_dir, images)
+            _show_task(task, files, conn)
+            for button in then:
+                task = await _press(client, task, button)
+                files = await _download(client, task, out_dir, images, _label(button))
+                _show_task(task, files, conn)
+
+    _run(main(), conn.verbose)
 
 
 @click.command()
@@ -122,37 +178,59 @@ def describe(image: str, **options: Any) -> None:
     """Print the four prompts the server suggests for IMAGE (a file, or an http(s) URL)."""
     conn = Connection.from_options(options)
     source: str | Path = image if image.startswith(("http://", "https://")) else Path(image)
-    with translate_errors():
+    with translate_errors(conn.verbose):
         request = Describe(source)
-    _single(conn, lambda client: _follow(client, request), None)
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _follow(client, request)
+            _show_task(task, [], conn)
+
+    _run(main(), conn.verbose)
 
 
 @click.command()
 @click.argument("task_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as the server sent it.")
-@connection_options()
-def fetch(task_id: str, as_json: bool, **options: Any) -> None:
-    """Show one task by its ID."""
+@_OUT
+@image_options
+@connection_options(simulate=True, poll=False)
+def fetch(task_id: str, as_json: bool, out_dir: Path | None, **options: Any) -> None:
+    """Show one task by its ID (and with --out, save its images). Asks once; never waits."""
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
 
     async def main() -> None:
         async with connect(conn) as client:
             task = await client.fetch(task_id)
+            files = await _download(client, task, out_dir, images)
         if as_json:
-            click.echo(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
+            _say(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
         else:
-            _show_task(task, [])
+            _show_task(task, files, conn)
 
-    _run(main())
+    _run(main(), conn.verbose)
 
 
 @click.command()
 @click.argument("task_id", metavar="ID")
 @click.argument("button")
 @_OUT
-@connection_options()
+@image_options
+@connection_options(simulate=True)
 def action(task_id: str, button: str, out_dir: Path | None, **options: Any) -> None:
-    """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait."""
+    """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait.
+
+    With --simulate, ID is a task an earlier --simulate command made (the simulated server
+    keeps its tasks between commands).
+    """
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
 
-    _single(conn, lambda client: client.action(task_id, button), out_dir)
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _press(client, task_id, button)
+            files = await _download(client, task, out_dir, images, _label(button))
+            _show_task(task, files, conn)
+
+    _run(main(), conn.verbose)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 from ._sim_app import SimApp
 from ._sim_config import NO_FAULTS, Accent, AuthScheme, Faults, SimOptions, key_tuple
 from ._sim_faults import FaultInjector
+from ._sim_persist import StateFile
 from ._sim_render import Renderer
 from ._sim_state import Engine, SimTask
 from ._sim_stats import Counters, SimStats
@@ -30,7 +32,8 @@ class FakeMidjourney:
     ``--stall`` freezes IN_PROGRESS, ``--slow`` takes ten times as long.
 
     Args:
-        host, port: where to listen (port 0: a free one).
+        host: the interface to listen on.
+        port: the port (0: a free one).
         accent: ``"java"`` (J), ``"csharp"`` (C) or ``"relay"`` (new-api style gateway): which
             endpoints exist, mode prefixes, codes, zero values and error shapes.
         api_keys: accepted keys; empty or ``None`` turns auth off.
@@ -38,9 +41,11 @@ class FakeMidjourney:
             ``"mj-api-secret"`` (raw value, like C), or ``"accent"`` (the accent's own rule).
         modes: the mode prefixes served (``/mj-{mode}/mj/...``; relay also ``/{mode}/mj/...``);
             each mode is its own account, and unprefixed routes use the ``fast`` account.
-        core_size, queue_size: per account: jobs running at once, jobs waiting.
-        job_duration: seconds from IN_PROGRESS to the end; start_delay: seconds from getting a
-            core slot (SUBMITTED) to IN_PROGRESS; progress_steps: updates between 0% and 100%.
+        core_size: per account: jobs running at once.
+        queue_size: per account: jobs waiting.
+        job_duration: seconds from IN_PROGRESS to the end.
+        start_delay: seconds from getting a core slot (SUBMITTED) to IN_PROGRESS.
+        progress_steps: updates between 0% and 100%.
         seed: seeds every random choice (ids, fates, faults, list order).
         failure_rate: probability that a job ends in FAILURE.
         banned_words: whole words refused with code 24.
@@ -61,6 +66,9 @@ class FakeMidjourney:
         numeric_ids: send ``result`` task ids as JSON numbers.
         faults: a :class:`Faults`; change it later with :meth:`set_faults`.
         webhook_timeout: seconds one notifyHook POST may take.
+        state_file: keep every task in this file (JSON lines) and take them back at the next
+            start, so a restarted server still knows them; its clock stops while it is not
+            running. One process at a time may use a file. ``None``: tasks live in memory.
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class FakeMidjourney:
         numeric_ids: bool = False,
         faults: Faults | None = None,
         webhook_timeout: float = 5.0,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.options = SimOptions(
             accent=accent,
@@ -132,6 +141,7 @@ class FakeMidjourney:
         )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        self._state = StateFile(state_file) if state_file is not None else None
 
     def __repr__(self) -> str:
         where = self._base_url or "not started"
@@ -166,6 +176,15 @@ class FakeMidjourney:
         self.port = port
         self._base_url = f"http://{shown}:{port}"
         self._renderer.base_url = self._base_url
+        if self._state is not None:  # no await since the site started: no request sees less
+            try:
+                restored = self._state.load()
+                self._state.open()
+            except BaseException:
+                await self.close()
+                raise
+            for task in restored:
+                self._engine.restore(task)
         self._webhooks.start()
 
     async def close(self) -> None:
@@ -175,6 +194,8 @@ class FakeMidjourney:
             await runner.cleanup()
         self._engine.close()
         await self._webhooks.close()
+        if self._state is not None:
+            self._state.close()
 
     async def __aenter__(self) -> FakeMidjourney:
         await self.start()
@@ -210,6 +231,8 @@ class FakeMidjourney:
     def forget_all_tasks(self) -> None:
         """Lose every task and free every account, like a server restart without storage."""
         self._engine.forget_all()
+        if self._state is not None:
+            self._state.forget_all()
 
     def finish_task(
         self, task_id: str, *, status: str = "SUCCESS", fail_reason: str | None = None
@@ -288,6 +311,8 @@ class FakeMidjourney:
     # -- internals ---------------------------------------------------------------------------
 
     def _on_change(self, task: SimTask) -> None:
+        if self._state is not None:
+            self._state.save(task)
         if task.notify_hook is None or self._runner is None:
             return
         payload = self._renderer.task(task, self._engine.now())
