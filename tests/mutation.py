@@ -67,7 +67,16 @@ TARGETS: tuple[Target, ...] = (
     Target(
         "limiter",
         "src/mjasync/_jobs/limiter.py",
-        ("next_limit", "LocalLimiter.*"),
+        (
+            "next_limit",
+            "LocalLimiter.*",
+            "saw_waiting",
+            "saw_running",
+            "queue_feedback",
+            "learned_job_time",
+            "ahead_allowance",
+            "grows_running",
+        ),
         ("tests/decisions/test_limiter_table.py",),
     ),
     Target(

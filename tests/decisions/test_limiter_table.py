@@ -14,12 +14,20 @@ import anyio
 import pytest
 
 from mjasync._jobs.limiter import (
+    ROOM_WINDOW,
     AimdState,
     LimiterStatistics,
     LocalLimiter,
     Outcome,
+    QueueState,
     Slot,
+    ahead_allowance,
+    grows_running,
+    learned_job_time,
     next_limit,
+    queue_feedback,
+    saw_running,
+    saw_waiting,
 )
 
 pytestmark = pytest.mark.anyio
@@ -317,3 +325,134 @@ async def test_aclose_gives_every_held_slot_back() -> None:
     again = await limiter.acquire("fast")
     assert limiter.statistics()[0] == LimiterStatistics("fast", 2, 1, 0)
     await limiter.release(again)
+
+
+# -- queueing ahead: jobs let wait in the account's own queue (issue 15) ------------------------
+# An account runs `core` jobs and queues more (C defaults core 3, queue 10:
+# trueai-org/midjourney-proxy src/Midjourney.Base/Models/DiscordAccount.cs @ ed32197). Jobs
+# let wait there start the moment a core frees; letting one wait on an account with more cores
+# than `concurrency` would simply run it, so nothing waits before one of ours was seen waiting.
+
+SEEN3 = QueueState(seen=True, cores=3)
+
+
+@pytest.mark.parametrize(
+    ("state", "running", "expected"),
+    [
+        (QueueState(), 3, QueueState(seen=True, cores=3)),  # waits while three of ours run
+        (QueueState(), 0, QueueState()),  # waits behind other clients only: no evidence
+        (QueueState(seen=True, cores=3), 2, QueueState(seen=True, cores=3)),  # cores stay
+        (QueueState(seen=True, cores=2), 3, QueueState(seen=True, cores=3)),  # ... or grow
+        (QueueState(room=1, job_time=9.0), 1, QueueState(True, 1, 1, 0, 9.0)),  # keeps the rest
+    ],
+)
+def test_saw_waiting(state, running, expected):
+    assert saw_waiting(state, running) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "running", "cap", "expected"),
+    [
+        (QueueState(seen=True, cores=2), 3, 3, QueueState(seen=True, cores=3)),  # more cores
+        (QueueState(seen=True, cores=3), 3, 3, QueueState(seen=True, cores=3)),
+        (QueueState(seen=True, cores=3), 4, 3, QueueState(seen=False, cores=0)),  # ran beyond
+        (QueueState(seen=True, cores=3, room=2), 4, 3, QueueState(room=2)),  # room is kept
+        (QueueState(), 5, 6, QueueState()),  # not seen to queue: running says nothing
+        (QueueState(), 7, 6, QueueState()),
+    ],
+)
+def test_saw_running(state, running, cap, expected):
+    assert saw_running(state, running, cap) == expected
+
+
+@pytest.mark.parametrize(
+    ("state", "outcome", "waiting", "expected"),
+    [
+        (QueueState(), "refused", 4, QueueState()),  # not queueing ahead: not ours to learn
+        (SEEN3, "refused", 4, QueueState(seen=True, cores=3, room=2)),  # half of those waiting
+        (SEEN3, "refused", 1, QueueState(seen=True, cores=3, room=0)),
+        (SEEN3, "accepted", 0, SEEN3),  # no room learned yet: nothing to grow
+        (
+            QueueState(seen=True, cores=3, room=1, accepted_in_window=3),
+            "accepted",
+            0,
+            QueueState(seen=True, cores=3, room=1, accepted_in_window=4),
+        ),
+        (
+            QueueState(seen=True, cores=3, room=1, accepted_in_window=ROOM_WINDOW - 1),
+            "accepted",
+            0,
+            QueueState(seen=True, cores=3, room=2),  # a whole window: one more
+        ),
+        (
+            QueueState(seen=True, cores=3, room=20, accepted_in_window=ROOM_WINDOW),
+            "accepted",
+            0,
+            QueueState(seen=True, cores=3, room=20, accepted_in_window=ROOM_WINDOW + 1),
+        ),  # a big room needs a window as long as itself
+        (
+            QueueState(seen=True, cores=3, room=3, accepted_in_window=5),
+            "refused",
+            2,
+            QueueState(seen=True, cores=3, room=1),  # a refusal restarts the window
+        ),
+    ],
+)
+def test_queue_feedback(state, outcome, waiting, expected):
+    assert queue_feedback(state, outcome, waiting=waiting) == expected
+
+
+@pytest.mark.parametrize(
+    ("before", "seconds", "after"),
+    [
+        (None, 40.0, 40.0),
+        (40.0, 60.0, 46.0),
+        (40.0, 40.0, 40.0),
+        (40.0, 0.0, 40.0),  # no running time seen: ignored
+        (None, -1.0, None),
+    ],
+)
+def test_learned_job_time(before, seconds, after):
+    assert learned_job_time(QueueState(job_time=before), seconds).job_time == after
+
+
+@pytest.mark.parametrize(
+    ("setting", "state", "limit", "budget", "allowed"),
+    [
+        (None, QueueState(), 3, 120.0, 0),  # never before the account is seen to queue
+        (5, QueueState(), 3, 120.0, 0),
+        (0, SEEN3, 3, 120.0, 0),  # off
+        (None, SEEN3, 3, 120.0, 3),  # one per core
+        (2, SEEN3, 3, 120.0, 2),
+        (8, SEEN3, 3, 120.0, 8),
+        (None, QueueState(seen=True, cores=2), 3, 120.0, 1),  # the third slot already waits
+        (2, QueueState(seen=True, cores=2), 3, 120.0, 1),
+        (1, QueueState(seen=True, cores=1), 3, 120.0, 0),  # two slots wait already: enough
+        (None, QueueState(seen=True, cores=5), 3, 120.0, 3),  # cores above the limit: limit
+        (None, QueueState(seen=True, cores=0), 3, 120.0, 0),  # (at least one core)
+        (None, QueueState(seen=True, cores=3, job_time=45.0), 3, 120.0, 3),  # waits ~2 jobs
+        (9, QueueState(seen=True, cores=3, job_time=45.0), 3, 120.0, 6),  # at most 2 waves
+        (None, QueueState(seen=True, cores=3, job_time=70.0), 3, 120.0, 3),  # one wave fits
+        (None, QueueState(seen=True, cores=3, job_time=130.0), 3, 120.0, 0),  # none fits
+        (None, QueueState(seen=True, cores=3, job_time=45.0), 3, 30.0, 0),  # a short budget
+        (None, QueueState(seen=True, cores=3, room=1), 3, 120.0, 1),  # learned room
+        (None, QueueState(seen=True, cores=3, room=0), 3, 120.0, 0),
+        (None, QueueState(seen=True, cores=3, room=9), 3, 120.0, 3),
+    ],
+)
+def test_ahead_allowance(setting, state, limit, budget, allowed):
+    assert ahead_allowance(setting, state, limit, wait_budget=budget) == allowed
+
+
+@pytest.mark.parametrize(
+    ("state", "limit", "grows"),
+    [
+        (QueueState(), 3, True),  # nothing seen: "auto" may grow
+        (QueueState(), 16, True),
+        (SEEN3, 3, False),  # the cores are known: more would only wait
+        (SEEN3, 4, False),
+        (SEEN3, 2, True),  # halved below the cores (a refusal): grow back to them
+    ],
+)
+def test_grows_running(state, limit, grows):
+    assert grows_running(state, limit) is grows

@@ -13,7 +13,18 @@ from typing import Any
 import pytest
 
 from mjasync import TaskStatus
-from mjasync._jobs.pacing import PollSettings, estimated_time_left, next_poll_interval
+from mjasync._jobs.pacing import (
+    Cadence,
+    CadenceTrust,
+    ChangeWindow,
+    PollSettings,
+    estimated_time_left,
+    expected_time_left,
+    fit_cadence,
+    judge_cadence,
+    next_poll_interval,
+    refresh_due,
+)
 
 S = TaskStatus
 NAN, INF = math.nan, math.inf
@@ -153,16 +164,21 @@ INTERVALS: list[tuple[str, PollSettings, TaskStatus, bool, int, bool, float | No
     ("push-healthy-running", BASE, S.IN_PROGRESS, True, 0, True, None, 10.0),
     ("push-healthy-with-estimate", BASE, S.IN_PROGRESS, True, 0, True, 5.0, 10.0),
     ("push-healthy-queued", BASE, S.NOT_START, False, 3, True, None, 10.0),
-    # A running task with an estimated end: halfway there, within [interval, max_interval].
-    ("estimate-far", BASE, S.IN_PROGRESS, True, 0, False, 60.0, 4.0),
-    ("estimate-halfway", BASE, S.IN_PROGRESS, True, 0, False, 5.0, 2.5),
-    ("estimate-near-end", BASE, S.IN_PROGRESS, True, 0, False, 1.2, 1.0),
-    ("estimate-while-quiet", BASE, S.IN_PROGRESS, False, 5, False, 3.0, 1.5),
-    ("estimate-under-a-second-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.5, 1.0),
-    # Due now or overdue: the estimate was wrong; the usual back-off, not a poll storm.
-    ("due-now-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.0, 2.25),
-    ("overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -3.0, 2.25),
+    # A running task with an estimated end: halfway there while it is far (more than two
+    # max_intervals; at most every push_interval), then at the expected end itself.
+    ("estimate-far", BASE, S.IN_PROGRESS, True, 0, False, 60.0, 10.0),
+    ("estimate-halfway", BASE, S.IN_PROGRESS, True, 0, False, 12.0, 6.0),
+    ("estimate-meets-the-end", BASE, S.IN_PROGRESS, True, 0, False, 5.0, 5.0),
+    ("estimate-near-end", BASE, S.IN_PROGRESS, True, 0, False, 1.2, 1.2),
+    ("estimate-while-quiet", BASE, S.IN_PROGRESS, False, 5, False, 3.0, 3.0),
+    ("estimate-under-a-second-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.5, 0.5),
+    ("estimate-no-flurry", BASE, S.IN_PROGRESS, False, 2, False, 0.1, 0.25),
+    # Due now or just overdue: never slower than the interval near the expected end ...
+    ("due-now-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.0, 1.0),
+    ("overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -3.0, 1.0),
     ("overdue-changed", BASE, S.IN_PROGRESS, True, 0, False, -3.0, 1.0),
+    # ... long overdue (more than max_interval): the estimate was wrong; the usual back-off.
+    ("long-overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -5.0, 2.25),
     # Running, no estimate: the base interval while it moves, a gentle back-off while quiet.
     ("moving", BASE, S.IN_PROGRESS, True, 0, False, None, 1.0),
     ("moving-after-quiet-rounds", BASE, S.IN_PROGRESS, True, 3, False, None, 1.0),
@@ -174,15 +190,20 @@ INTERVALS: list[tuple[str, PollSettings, TaskStatus, bool, int, bool, float | No
     ("quiet-8-uncapped", WIDE, S.IN_PROGRESS, False, 8, False, None, 1.5**8),
     ("quiet-9-grows-no-more", WIDE, S.IN_PROGRESS, False, 9, False, None, 1.5**8),
     ("quiet-50-grows-no-more", WIDE, S.IN_PROGRESS, False, 50, False, None, 1.5**8),
-    # Waiting in a queue (NOT_START, SUBMITTED, or N's "" until its 15 s upstream poll,
-    # Calcium-Ion/new-api controller/midjourney.go): twice the base interval, whatever
-    # changed, and an estimate does not apply.
-    ("queued", BASE, S.NOT_START, False, 3, False, None, 2.0),
+    # Waiting in a queue (NOT_START, SUBMITTED): twice the base interval, backing off while
+    # nothing changes, and an estimate does not apply.
+    ("queued", BASE, S.NOT_START, False, 0, False, None, 2.0),
+    ("queued-quiet", BASE, S.NOT_START, False, 1, False, None, 3.0),
+    ("queued-quiet-capped", BASE, S.NOT_START, False, 3, False, None, 4.0),
     ("queued-changed", BASE, S.NOT_START, True, 0, False, None, 2.0),
     ("submitted", BASE, S.SUBMITTED, False, 0, False, None, 2.0),
     ("submitted-with-estimate", BASE, S.SUBMITTED, False, 0, False, 5.0, 2.0),
     ("queued-with-estimate", BASE, S.NOT_START, False, 0, False, 5.0, 2.0),
-    ("N-blank-status", BASE, S.UNKNOWN, False, 6, False, None, 2.0),
+    # N's "" until its first refresh from upstream (QuantumNous/new-api
+    # controller/midjourney.go, relay/mjproxy_handler.go): every interval for a while, since
+    # the refresh that shows it tells when the relay refreshes; then as if waiting.
+    ("N-blank-status", BASE, S.UNKNOWN, False, 6, False, None, 1.0),
+    ("N-blank-status-long", BASE, S.UNKNOWN, False, 16, False, None, 4.0),
     ("queued-capped", TIGHT, S.NOT_START, False, 0, False, None, 1.5),
     # MODAL waits for the caller's /submit/modal: the quiet back-off, even when it just changed.
     ("modal-just-seen", BASE, S.MODAL, True, 1, False, None, 1.5),
@@ -217,3 +238,150 @@ def test_next_poll_interval_without_an_estimate_argument() -> None:
     # time_left defaults to "no estimate": quiet back-off, not an instant poll.
     got = next_poll_interval(BASE, S.IN_PROGRESS, changed=False, quiet_rounds=2, push_healthy=False)
     assert got == 2.25
+
+
+# -- a relay that is slow to tell (issue 15) ----------------------------------------------------
+# N refreshes every unfinished task in one loop, 15 s plus the pass, the same instants for
+# all (QuantumNous/new-api controller/midjourney.go @ 65b16547): its answers change only then.
+
+
+@pytest.mark.parametrize(
+    ("first", "progress", "changed", "now", "job_time", "left"),
+    [
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, None, 5.0),  # a sharp window: the progress rate
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, 30.0, 5.0),  # ... even when others took longer
+        ((0.0, 0), 50, (1.0, 5.0), 5.0, 12.0, 7.0),  # a blurred one: as long as the others
+        ((0.0, 0), 50, (1.0, 5.0), 5.0, None, 1.0),  # ... or, none finished, from its middle
+        ((2.0, 0), 0, (0.0, 2.0), 3.0, 10.0, 9.0),  # no rate yet: as long as the others
+        ((2.0, 0), 0, (0.0, 2.0), 3.0, None, None),  # nothing to go by
+        ((0.0, 20), 20, (0.0, 0.0), 1.0, None, None),  # one reading only
+    ],
+)
+def test_expected_time_left(first, progress, changed, now, job_time, left):
+    got = expected_time_left(first, progress, changed, now, job_time=job_time, sharp=0.5)
+    assert got == (None if left is None else pytest.approx(left))
+
+
+def _windows(times: list[float], width: float = 0.1, tasks: int = 2) -> list[ChangeWindow]:
+    return [ChangeWindow(t - width, t, f"task {i % tasks}") for i, t in enumerate(times)]
+
+
+@pytest.mark.parametrize(
+    ("seen", "kwargs", "period"),
+    [
+        ([k * 15.0 + 4 for k in range(6)], {}, 15.0),  # a change at every refresh
+        ([4, 19, 34, 64, 79], {}, 15.0),  # one refresh without news
+        ([4.0, 19.0, 34.0], {}, None),  # too few windows
+        ([4, 19, 34, 49, 64], {"min_windows": 6}, None),
+        ([k * 45.0 + 4 for k in range(6)], {}, 45.0),  # only every third seen: that is all
+        ([4, 19, 34, 49, 64], {"min_period": 20.0}, None),  # a cadence too quick to follow
+        ([4, 19, 34, 49, 64], {"max_period": 10.0}, None),
+        ([4, 11.5, 19, 26.5, 34, 41.5, 49], {}, 7.5),  # the longest period that fits wins
+        ([4, 13, 19, 34, 49, 64], {}, None),  # a change off any grid: a live server
+        ([3.2, 9.8, 17.1, 21.4, 29.9, 36.3, 40.2], {}, None),  # changes at random times
+        ([4, 19, 34, 49, 64], {"near": 15.0}, 15.0),  # the fine search near a known period
+        ([4, 19, 34, 49, 64], {"near": 22.0}, 15.0),  # a wrong hint costs the full search
+    ],
+)
+def test_fit_cadence(seen, kwargs, period):
+    kwargs.setdefault("min_period", 4.0)
+    fit = fit_cadence(_windows(seen), **kwargs)
+    if period is None:
+        assert fit is None
+    else:
+        assert fit is not None
+        assert fit.period == pytest.approx(period, rel=0.03)
+        # The next refresh is guessed early (never late), and not by much.
+        after = seen[-1] + 1
+        actual = seen[-1] + period
+        assert actual - 0.05 * period <= fit.next_refresh(after) <= actual
+
+
+def test_fit_cadence_needs_two_tasks_and_narrow_windows():
+    times = [k * 15.0 + 4 for k in range(6)]
+    assert fit_cadence(_windows(times, tasks=1), min_period=4.0) is None  # one task's rhythm
+    assert fit_cadence(_windows(times, width=6.0), min_period=4.0) is None  # too blurred
+
+
+@pytest.mark.parametrize(
+    ("now", "missed", "due"),
+    [
+        (101.0, 0, 116.0),  # an interval after the next refresh may come
+        (114.9, 0, 116.0),
+        (115.0, 0, 131.0),  # a change seen from its earliest instant on: that was it
+        (116.6, 0, 131.0),
+        (116.5, 1, 117.5),  # it showed nothing: again after an interval ...
+        (117.5, 2, 119.0),  # ... backing off ...
+        (125.0, 6, 129.0),  # ... up to max_interval ...
+        (130.0, 8, 131.0),  # ... never past the next refresh
+        (131.5, 8, 135.5),  # (the one due at 131 is past: back-off)
+    ],
+)
+def test_refresh_due(now, missed, due):
+    cadence = Cadence(period=15.0, earliest=100.0, latest=100.5)
+    settings = PollSettings(interval=1.0, max_interval=4.0)
+    assert refresh_due(settings, cadence, now, missed=missed) == pytest.approx(due)
+
+
+def test_refresh_due_margin_is_a_tenth_of_a_short_period():
+    cadence = Cadence(period=2.0, earliest=10.0, latest=10.1)
+    assert refresh_due(BASE, cadence, 10.5, missed=0) == pytest.approx(12.2)
+
+
+C15 = Cadence(period=15.0, earliest=100.0, latest=100.2)
+C15b = Cadence(period=15.3, earliest=115.0, latest=115.1)
+C7 = Cadence(period=7.5, earliest=100.0, latest=100.2)
+TRIAL = CadenceTrust(candidate=C15, trial_until=118.0)
+
+
+@pytest.mark.parametrize(
+    ("trust", "fit", "now", "relay", "expected"),
+    [
+        (CadenceTrust(), None, 101.0, False, CadenceTrust()),
+        (CadenceTrust(), C15, 101.0, False, CadenceTrust(candidate=C15, trial_until=117.0)),
+        (CadenceTrust(), C15, 101.0, True, CadenceTrust(trusted=C15)),  # a relay: at once
+        (TRIAL, C15b, 110.0, False, CadenceTrust(candidate=C15b, trial_until=118.0)),
+        (TRIAL, C15b, 118.0, False, CadenceTrust(trusted=C15b)),  # survived a period
+        (TRIAL, None, 110.0, False, CadenceTrust(refuted=((15.0, 560.0),))),
+        (
+            TRIAL,
+            C7,
+            110.0,
+            False,  # a different period refutes the candidate and starts its own trial
+            CadenceTrust(candidate=C7, trial_until=118.5, refuted=((15.0, 560.0),)),
+        ),
+        (  # refuted lately: not tried again yet
+            CadenceTrust(refuted=((15.0, 560.0),)),
+            C15b,
+            200.0,
+            False,
+            CadenceTrust(refuted=((15.0, 560.0),)),
+        ),
+        (
+            CadenceTrust(refuted=((15.0, 560.0),)),
+            C15,
+            561.0,  # the refutation has expired
+            False,
+            CadenceTrust(candidate=C15, trial_until=577.0),
+        ),
+        (CadenceTrust(trusted=C15), C15b, 130.0, False, CadenceTrust(trusted=C15b)),
+        (CadenceTrust(trusted=C15), None, 130.0, False, CadenceTrust()),  # lost: not refuted
+        (
+            CadenceTrust(trusted=C15),
+            C7,
+            130.0,
+            False,
+            CadenceTrust(candidate=C7, trial_until=138.5),
+        ),
+    ],
+)
+def test_judge_cadence(trust, fit, now, relay, expected):
+    assert judge_cadence(trust, fit, now, interval=1.0, relay=relay) == expected
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [(100.0, 115.0), (99.9, 100.0), (114.9, 115.0), (131.0, 145.0), (85.0, 100.0)],
+)
+def test_next_refresh(after, expected):
+    assert C15.next_refresh(after) == expected

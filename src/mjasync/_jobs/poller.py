@@ -154,7 +154,11 @@ class Poller:
                 horizon = now if pace.cadence is not None else now + settings.interval / 2
                 due = [w for w in group.values() if w.due <= horizon]
                 if due and len(due) < len(group) <= batch and self._engine.api.lists(mode):
-                    due = list(group.values())  # one request either way: see them all
+                    # One request either way: see them all, but those pushes keep up to date.
+                    health = settings.push_health
+                    due = [
+                        w for w in group.values() if w.due <= horizon or now - w.pushed_at > health
+                    ]
                 if due:
                     await self._poll(due, mode, pace)
             except Exception:  # a bug must not stop every job of the mode: log, go on
