@@ -355,6 +355,7 @@ def test_saw_waiting(state, running, expected):
     [
         (QueueState(seen=True, cores=2), 3, 3, QueueState(seen=True, cores=3)),  # more cores
         (QueueState(seen=True, cores=3), 3, 3, QueueState(seen=True, cores=3)),
+        (QueueState(seen=True, cores=3), 2, 3, QueueState(seen=True, cores=3)),  # fewer now
         (QueueState(seen=True, cores=3), 4, 3, QueueState(seen=False, cores=0)),  # ran beyond
         (QueueState(seen=True, cores=3, room=2), 4, 3, QueueState(room=2)),  # room is kept
         (QueueState(), 5, 6, QueueState()),  # not seen to queue: running says nothing
@@ -410,6 +411,7 @@ def test_queue_feedback(state, outcome, waiting, expected):
         (40.0, 40.0, 40.0),
         (40.0, 0.0, 40.0),  # no running time seen: ignored
         (None, -1.0, None),
+        (None, 0.5, 0.5),  # jobs under a second (a test clock) count too
     ],
 )
 def test_learned_job_time(before, seconds, after):
@@ -424,6 +426,7 @@ def test_learned_job_time(before, seconds, after):
         (0, SEEN3, 3, 120.0, 0),  # off
         (None, SEEN3, 3, 120.0, 3),  # one per core
         (2, SEEN3, 3, 120.0, 2),
+        (1, SEEN3, 3, 120.0, 1),
         (8, SEEN3, 3, 120.0, 8),
         (None, QueueState(seen=True, cores=2), 3, 120.0, 1),  # the third slot already waits
         (2, QueueState(seen=True, cores=2), 3, 120.0, 1),
@@ -433,6 +436,8 @@ def test_learned_job_time(before, seconds, after):
         (None, QueueState(seen=True, cores=3, job_time=45.0), 3, 120.0, 3),  # waits ~2 jobs
         (9, QueueState(seen=True, cores=3, job_time=45.0), 3, 120.0, 6),  # at most 2 waves
         (None, QueueState(seen=True, cores=3, job_time=70.0), 3, 120.0, 3),  # one wave fits
+        (9, QueueState(seen=True, cores=3, job_time=40.0), 3, 120.0, 9),  # three waves, exactly
+        (9, QueueState(seen=True, cores=3, job_time=41.0), 3, 120.0, 6),
         (None, QueueState(seen=True, cores=3, job_time=130.0), 3, 120.0, 0),  # none fits
         (None, QueueState(seen=True, cores=3, job_time=45.0), 3, 30.0, 0),  # a short budget
         (None, QueueState(seen=True, cores=3, room=1), 3, 120.0, 1),  # learned room
@@ -456,3 +461,13 @@ def test_ahead_allowance(setting, state, limit, budget, allowed):
 )
 def test_grows_running(state, limit, grows):
     assert grows_running(state, limit) is grows
+
+
+async def test_an_in_process_budget_gives_a_slot_back_without_io() -> None:
+    # The engine hands an ended job's slot back on the spot when release_nowait says it could
+    # (True); a shared budget (Redis) says False and is released in the background.
+    limiter = LocalLimiter(1)
+    slot = await limiter.acquire("fast")
+    assert limiter.release_nowait(slot) is True
+    assert limiter.release_nowait(slot) is True  # again: nothing to give back, still no I/O
+    assert limiter.statistics() == (LimiterStatistics("fast", 1, 0, 0),)

@@ -25,6 +25,7 @@ from mjasync._jobs.pacing import (
     next_poll_interval,
     refresh_due,
 )
+from mjasync._jobs.pacing import _fit_at as _fit_at  # the search's one step, tested alone
 
 S = TaskStatus
 NAN, INF = math.nan, math.inf
@@ -385,3 +386,202 @@ def test_judge_cadence(trust, fit, now, relay, expected):
 )
 def test_next_refresh(after, expected):
     assert C15.next_refresh(after) == expected
+
+
+# -- _fit_at: one period, exact numbers (12.5 s: its 2% slack, 0.25 s, is exact in binary) -----
+
+
+def _w(opened: float, closed: float, task: str) -> ChangeWindow:
+    return ChangeWindow(opened, closed, task)
+
+
+#: three windows at neighbouring refreshes; the oldest is the one that touches at a point
+TOUCHING = [_w(1.0, 1.25, "a"), _w(13.75, 14.0, "b"), _w(25.5, 25.75, "a")]
+#: four windows, one refresh each, 12.5 s apart
+FOUR = [_w(t - 0.1, t, "ab"[i % 2]) for i, t in enumerate((0.5, 13.0, 25.5, 38.0))]
+
+#: four more on a 12 s grid, and older windows a third of it wide (4 s, exact) and wider
+FOUR12 = [_w(t - 0.1, t, "ab"[i % 2]) for i, t in enumerate((0.5, 12.5, 24.5, 36.5))]
+THIRD, WIDER = _w(-13.5, -9.5, "b"), _w(-13.5, -9.49, "b")
+
+#: (id, windows, period, min_windows, min_periods, the cadence or None)
+FITS_AT: list[tuple[str, list[ChangeWindow], float, int, int, Cadence | None]] = [
+    # The intersection of (13.5, 14.25] moved a period on and (25.25, 26.0] is one instant:
+    # that still fits (a refresh at exactly 26.0).
+    ("touching-at-an-instant", TOUCHING, 12.5, 3, 2, Cadence(12.5, 26.0, 26.0)),
+    ("touching-needs-two-periods-here", TOUCHING, 12.5, 3, 3, None),
+    ("touching-needs-three-windows-here", TOUCHING, 12.5, 4, 2, None),
+    ("four-in-a-row", FOUR, 12.5, 4, 3, Cadence(12.5, 37.65, 38.25)),
+    ("four-is-not-five", FOUR, 12.5, 5, 3, None),
+    ("three-periods-is-not-four", FOUR, 12.5, 4, 4, None),
+    ("one-task-alone", [_w(w.opened, w.closed, "a") for w in FOUR], 12.5, 4, 3, None),
+    # Refreshes 0, 1 and 3 back: one neighbouring pair only.
+    ("one-pair-of-neighbours", [FOUR[0], *FOUR[2:]], 12.5, 3, 2, None),
+    # A window exactly a third of the period wide still says where the refresh was ...
+    ("a-third-wide-counts", [THIRD, *FOUR12], 12.0, 5, 3, Cadence(12.0, 36.16, 36.74)),
+    # ... a wider one does not (it would fit any phase).
+    ("wider-is-ignored", [WIDER, *FOUR12], 12.0, 5, 3, None),
+    ("a-window-off-the-grid", [*FOUR[:3], _w(31.0, 31.1, "b")], 12.5, 4, 3, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("windows", "period", "min_windows", "min_periods", "expected"),
+    [row[1:] for row in FITS_AT],
+    ids=[row[0] for row in FITS_AT],
+)
+def test_fit_at(
+    windows: list[ChangeWindow],
+    period: float,
+    min_windows: int,
+    min_periods: int,
+    expected: Cadence | None,
+) -> None:
+    fit = _fit_at(windows, period, min_windows, min_periods)
+    if expected is None:
+        assert fit is None
+    else:
+        assert fit is not None
+        assert (fit.period, fit.earliest, fit.latest) == pytest.approx(
+            (expected.period, expected.earliest, expected.latest)
+        )
+
+
+def _steps_over() -> list[ChangeWindow]:
+    """Windows on a 15 s grid so narrow that the coarse search steps over the period."""
+    early = [ChangeWindow(10.0, 10.5, "a")]
+    return early + [ChangeWindow(99.99 + 15 * k, 100.0 + 15 * k, "ab"[k % 2]) for k in range(1, 12)]
+
+
+def test_a_known_period_is_found_where_the_coarse_search_steps_over_it() -> None:
+    windows = _steps_over()
+    assert fit_cadence(windows, min_period=4.0) is None  # 1% steps miss a 0.4%-wide group
+    near = fit_cadence(windows, min_period=4.0, near=15.0)
+    assert near is not None and near.period == pytest.approx(15.0, rel=0.005)
+    # The fine search stays within 3% of the hint: far from it, only the coarse one looks.
+    assert fit_cadence(windows, min_period=4.0, near=15.6) is None
+    assert fit_cadence(windows, min_period=4.0, near=14.4) is None
+    # A hint at the shortest period allowed is still tried.
+    at_floor = fit_cadence(windows, min_period=15.0, near=15.0)
+    assert at_floor is not None and at_floor.period == pytest.approx(15.0, rel=0.005)
+    assert fit_cadence(windows, min_period=15.0) is None
+
+
+def test_the_search_starts_at_the_longest_period_the_windows_span() -> None:
+    windows = [_w(3.9, 4.0, "a"), _w(18.9, 19.0, "b"), _w(33.9, 34.0, "a"), _w(48.9, 49.0, "b")]
+    longest = (49.0 - 3.9) / 3  # three periods at most
+    exactly = fit_cadence(windows, min_period=longest)
+    assert exactly is not None and exactly.period == longest
+    assert fit_cadence(windows, min_period=longest + 0.01) is None
+    # Four windows, three periods: the defaults (four windows, three periods) accept it.
+    found = fit_cadence(windows, min_period=4.0)
+    assert found is not None and found.period == pytest.approx(15.0, rel=0.02)
+    assert found.earliest < 49.0 < found.latest + 0.5
+
+
+#: (id, first, progress, (seen unchanged, seen changed), now, job time, sharp, seconds left)
+EXPECTED_EXTRA: list[
+    tuple[
+        str, tuple[float, int], int, tuple[float, float], float, float | None, float, float | None
+    ]
+] = [
+    # No look between: counted from when the change was seen (no job time to go by).
+    ("no-look-between", (2.0, 10), 60, (0.0, 7.0), 7.0, None, 0.5, 4.0),
+    ("look-at-first-sight", (2.0, 10), 60, (2.0, 7.0), 7.0, None, 0.5, 4.0),
+    ("look-just-after", (2.0, 10), 60, (2.5, 7.0), 7.0, None, 0.5, -0.05),
+    # A window exactly `sharp` wide is sharp: its middle gives the rate.
+    ("exactly-sharp", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.5, 4.5),
+    ("just-blurred", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.4, 25.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("first", "progress", "changed", "now", "job_time", "sharp", "left"),
+    [row[1:] for row in EXPECTED_EXTRA],
+    ids=[row[0] for row in EXPECTED_EXTRA],
+)
+def test_expected_time_left_edges(
+    first: tuple[float, int],
+    progress: int,
+    changed: tuple[float, float],
+    now: float,
+    job_time: float | None,
+    sharp: float,
+    left: float | None,
+) -> None:
+    got = expected_time_left(first, progress, changed, now, job_time=job_time, sharp=sharp)
+    assert got == (None if left is None else pytest.approx(left))
+
+
+#: (id, settings, status, quiet rounds, time left, seconds to wait): edges of the rules above
+EDGES: list[tuple[str, PollSettings, TaskStatus, int, float | None, float]] = [
+    ("exactly-two-max-intervals-is-near", BASE, S.IN_PROGRESS, 0, 8.0, 8.0),
+    ("just-over-is-far", BASE, S.IN_PROGRESS, 0, 8.5, 4.25),
+    ("overdue-by-exactly-max-interval", BASE, S.IN_PROGRESS, 2, -4.0, 1.0),
+    ("overdue-by-more", BASE, S.IN_PROGRESS, 2, -4.01, 2.25),
+    ("waiting-back-off-stops-at-8", WIDE, S.NOT_START, 9, None, 2 * 1.5**8),
+    ("waiting-back-off-8", WIDE, S.NOT_START, 8, None, 2 * 1.5**8),
+    ("waiting-back-off-7", WIDE, S.NOT_START, 7, None, 2 * 1.5**7),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "status", "quiet", "left", "wait"),
+    [row[1:] for row in EDGES],
+    ids=[row[0] for row in EDGES],
+)
+def test_next_poll_interval_edges(
+    settings: PollSettings, status: TaskStatus, quiet: int, left: float | None, wait: float
+) -> None:
+    got = next_poll_interval(
+        settings, status, changed=False, quiet_rounds=quiet, push_healthy=False, time_left=left
+    )
+    assert got == pytest.approx(wait)
+
+
+def test_refresh_due_back_off_stops_growing() -> None:
+    cadence = Cadence(period=10_000.0, earliest=0.0, latest=1.0)
+    wide = PollSettings(interval=1.0, max_interval=1e6)
+    assert refresh_due(wide, cadence, 10.0, missed=9) == pytest.approx(10.0 + 1.5**8)
+    assert refresh_due(wide, cadence, 10.0, missed=10) == pytest.approx(10.0 + 1.5**8)
+    assert refresh_due(wide, cadence, 10.0, missed=8) == pytest.approx(10.0 + 1.5**7)
+
+
+OLD = ((15.0, 560.0),)  # a cadence refuted lately, not tried again before t = 560
+
+
+@pytest.mark.parametrize(
+    ("trust", "fit", "now", "expected"),
+    [
+        # What was refuted lately is kept through every other change.
+        (CadenceTrust(trusted=C15, refuted=((7.5, 300.0),)), C15b, 130.0,
+         CadenceTrust(trusted=C15b, refuted=((7.5, 300.0),))),
+        (CadenceTrust(candidate=C7, trial_until=118.0, refuted=OLD), C7, 110.0,
+         CadenceTrust(candidate=C7, trial_until=118.0, refuted=OLD)),
+        (CadenceTrust(candidate=C7, trial_until=118.0, refuted=OLD), C7, 118.0,
+         CadenceTrust(trusted=C7, refuted=OLD)),
+        (CadenceTrust(candidate=C7, trial_until=118.0, refuted=OLD), None, 110.0,
+         CadenceTrust(refuted=(*OLD, (7.5, 335.0)))),
+        (CadenceTrust(trusted=C7, refuted=OLD), None, 130.0, CadenceTrust(refuted=OLD)),
+        # A refutation ends at its time: at 560 exactly it is over.
+        (CadenceTrust(refuted=OLD), None, 560.0, CadenceTrust()),
+        (CadenceTrust(refuted=OLD), None, 559.0, CadenceTrust(refuted=OLD)),
+        # Periods 5% apart are the same cadence; more apart, another one.
+        (CadenceTrust(trusted=Cadence(20.0, 0.0, 0.1)), Cadence(21.0, 0.0, 0.1), 50.0,
+         CadenceTrust(trusted=Cadence(21.0, 0.0, 0.1))),
+        (CadenceTrust(trusted=Cadence(20.0, 0.0, 0.1)), Cadence(21.1, 0.0, 0.1), 50.0,
+         CadenceTrust(candidate=Cadence(21.1, 0.0, 0.1), trial_until=72.1)),
+    ],
+)  # fmt: skip
+def test_judge_cadence_keeps_what_it_refuted(
+    trust: CadenceTrust, fit: Cadence | None, now: float, expected: CadenceTrust
+) -> None:
+    assert judge_cadence(trust, fit, now, interval=1.0) == expected
+
+
+def test_judge_cadence_trials_a_fit_unless_told_it_is_a_relay() -> None:
+    assert judge_cadence(CadenceTrust(), C15, 101.0, interval=1.0).trusted is None
+    relay = judge_cadence(
+        CadenceTrust(refuted=((7.5, 300.0),)), C15, 101.0, interval=1.0, relay=True
+    )
+    assert relay == CadenceTrust(trusted=C15, refuted=((7.5, 300.0),))

@@ -306,8 +306,8 @@ def saw_running(state: QueueState, running: int, cap: int) -> QueueState:
     """
     if running > cap:
         return attrs.evolve(state, seen=False, cores=0)
-    if state.seen and running > state.cores:
-        return attrs.evolve(state, cores=running)
+    if state.seen:
+        return attrs.evolve(state, cores=max(state.cores, running))
     return state
 
 
@@ -388,7 +388,7 @@ def ahead_allowance(
     cores = max(1, min(state.cores, limit))
     wanted = cores if setting is None else setting
     if state.job_time is not None:
-        waves = int(wait_budget // state.job_time)
+        waves = math.floor(wait_budget / state.job_time)
         wanted = min(wanted, cores * waves)  # the last waits ~waves job times
     if state.room is not None:
         wanted = min(wanted, state.room)

@@ -20,6 +20,7 @@ server; only a relay keeps quiet between its refreshes.)
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -256,30 +257,27 @@ def _fit_at(
     windows: Sequence[ChangeWindow], period: float, min_windows: int, min_periods: int
 ) -> Cadence | None:
     """The phase at ``period`` that every informative window agrees with, if any (pure)."""
+    # Only windows narrower than a third of the period say where in it the refresh was.
+    narrow = [window for window in reversed(windows) if window.width <= period / 3]
+    if len(narrow) < min_windows or len({window.task_id for window in narrow}) < 2:
+        return None
     slack = _JITTER * period
-    earliest = latest = 0.0
-    count = 0
-    tasks: set[str] = set()
-    refreshes: set[int] = set()  # which refreshes the windows hold, counted back from the newest
-    for window in reversed(windows):  # the newest informative window is the reference
-        if window.width > period / 3:
-            continue  # too wide to say where in the period the refresh was
+    newest = narrow[0]  # the reference: the refreshes are counted back from its one
+    earliest, latest = newest.opened - slack, newest.closed + slack
+    refreshes = {0}
+    for window in narrow[1:]:
         low, high = window.opened - slack, window.closed + slack
-        if count == 0:
-            earliest, latest, back = low, high, 0
-        else:
-            back = round((earliest + latest - low - high) / (2 * period))
-            earliest = max(earliest, low + back * period)
-            latest = min(latest, high + back * period)
-            if earliest > latest:
-                return None
-        count += 1
-        tasks.add(window.task_id)
+        back = round((earliest + latest - low - high) / (2 * period))
+        earliest = max(earliest, low + back * period)
+        latest = min(latest, high + back * period)
+        if earliest > latest:
+            return None
         refreshes.add(back)
     # Changes seen at neighbouring refreshes, not only at a multiple of the period apart:
     # on a server that simply runs jobs of equal length, ends repeat every job time.
-    neighbours = sum(1 for back in refreshes if back + 1 in refreshes)
-    if count < min_windows or len(tasks) < 2 or neighbours < 2 or max(refreshes) < min_periods:
+    ordered = sorted(refreshes)
+    neighbours = sum(1 for a, b in itertools.pairwise(ordered) if b - a == 1)
+    if neighbours < 2 or ordered[-1] < min_periods:
         return None
     return Cadence(period=period, earliest=earliest, latest=latest)
 
@@ -430,16 +428,15 @@ def judge_cadence(
     refuted = tuple(entry for entry in trust.refuted if entry[1] > now)
     if trust.trusted is not None:
         if fit is not None and _same(fit.period, trust.trusted.period):
-            return attrs.evolve(trust, trusted=fit, refuted=refuted)
-        trust = CadenceTrust(refuted=refuted)  # lost: a new fit must pass a trial again
+            return CadenceTrust(trusted=fit, refuted=refuted)
+        # Lost: a new fit must pass a trial again (below).
     elif trust.candidate is not None:
         if fit is not None and _same(fit.period, trust.candidate.period):
             if now >= trust.trial_until:
                 return CadenceTrust(trusted=fit, refuted=refuted)
-            return attrs.evolve(trust, candidate=fit, refuted=refuted)
+            return CadenceTrust(candidate=fit, trial_until=trust.trial_until, refuted=refuted)
         gone = trust.candidate.period
         refuted += ((gone, now + _REFUTED_PERIODS * gone),)
-        trust = CadenceTrust(refuted=refuted)
     if fit is None or any(_same(fit.period, period) for period, _ in refuted):
         return CadenceTrust(refuted=refuted)
     if relay:
