@@ -165,21 +165,17 @@ INTERVALS: list[tuple[str, PollSettings, TaskStatus, bool, int, bool, float | No
     ("push-healthy-running", BASE, S.IN_PROGRESS, True, 0, True, None, 10.0),
     ("push-healthy-with-estimate", BASE, S.IN_PROGRESS, True, 0, True, 5.0, 10.0),
     ("push-healthy-queued", BASE, S.NOT_START, False, 3, True, None, 10.0),
-    # A running task with an estimated end: halfway there while it is far (more than two
-    # max_intervals; at most every push_interval), then at the expected end itself.
-    ("estimate-far", BASE, S.IN_PROGRESS, True, 0, False, 60.0, 10.0),
-    ("estimate-halfway", BASE, S.IN_PROGRESS, True, 0, False, 12.0, 6.0),
-    ("estimate-meets-the-end", BASE, S.IN_PROGRESS, True, 0, False, 5.0, 5.0),
-    ("estimate-near-end", BASE, S.IN_PROGRESS, True, 0, False, 1.2, 1.2),
-    ("estimate-while-quiet", BASE, S.IN_PROGRESS, False, 5, False, 3.0, 3.0),
-    ("estimate-under-a-second-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.5, 0.5),
-    ("estimate-no-flurry", BASE, S.IN_PROGRESS, False, 2, False, 0.1, 0.25),
-    # Due now or just overdue: never slower than the interval near the expected end ...
-    ("due-now-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.0, 1.0),
-    ("overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -3.0, 1.0),
+    # A running task with an estimated end that is not sure (a reading seen after a long
+    # gap): halfway there, within [interval, max_interval].
+    ("estimate-far", BASE, S.IN_PROGRESS, True, 0, False, 60.0, 4.0),
+    ("estimate-halfway", BASE, S.IN_PROGRESS, True, 0, False, 5.0, 2.5),
+    ("estimate-near-end", BASE, S.IN_PROGRESS, True, 0, False, 1.2, 1.0),
+    ("estimate-while-quiet", BASE, S.IN_PROGRESS, False, 5, False, 3.0, 1.5),
+    ("estimate-under-a-second-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.5, 1.0),
+    # Due now or overdue: the estimate was wrong; the usual back-off, not a poll storm.
+    ("due-now-quiet", BASE, S.IN_PROGRESS, False, 2, False, 0.0, 2.25),
+    ("overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -3.0, 2.25),
     ("overdue-changed", BASE, S.IN_PROGRESS, True, 0, False, -3.0, 1.0),
-    # ... long overdue (more than max_interval): the estimate was wrong; the usual back-off.
-    ("long-overdue-quiet", BASE, S.IN_PROGRESS, False, 2, False, -5.0, 2.25),
     # Running, no estimate: the base interval while it moves, a gentle back-off while quiet.
     ("moving", BASE, S.IN_PROGRESS, True, 0, False, None, 1.0),
     ("moving-after-quiet-rounds", BASE, S.IN_PROGRESS, True, 3, False, None, 1.0),
@@ -247,20 +243,29 @@ def test_next_poll_interval_without_an_estimate_argument() -> None:
 
 
 @pytest.mark.parametrize(
-    ("first", "progress", "changed", "now", "job_time", "left"),
+    ("first", "progress", "changed", "now", "job_time", "first_sharp", "expected"),
     [
-        ((0.0, 0), 50, (4.9, 5.1), 5.0, None, 5.0),  # a sharp window: the progress rate
-        ((0.0, 0), 50, (4.9, 5.1), 5.0, 30.0, 5.0),  # ... even when others took longer
-        ((0.0, 0), 50, (1.0, 5.0), 5.0, 12.0, 7.0),  # a blurred one: as long as the others
-        ((0.0, 0), 50, (1.0, 5.0), 5.0, None, 1.0),  # ... or, none finished, from its middle
-        ((2.0, 0), 0, (0.0, 2.0), 3.0, 10.0, 9.0),  # no rate yet: as long as the others
-        ((2.0, 0), 0, (0.0, 2.0), 3.0, None, None),  # nothing to go by
-        ((0.0, 20), 20, (0.0, 0.0), 1.0, None, None),  # one reading only
+        # Both readings dated closely: the progress rate, sure.
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, None, True, (5.0, True)),
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, 30.0, True, (5.0, True)),  # even if others took longer
+        # The latest seen after a long gap: as long as the others took, sure ...
+        ((0.0, 0), 50, (1.0, 5.0), 5.0, 12.0, True, (7.0, True)),
+        # ... or, none finished, from when it was seen: not sure.
+        ((0.0, 0), 50, (1.0, 5.0), 5.0, None, True, (5.0, False)),
+        # The first reading seen after a long gap: the same.
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, 12.0, False, (7.0, True)),
+        ((0.0, 0), 50, (4.9, 5.1), 5.0, None, False, (5.2, False)),
+        ((2.0, 0), 0, (0.0, 2.0), 3.0, 10.0, True, (9.0, True)),  # no rate yet: others' time
+        ((2.0, 0), 0, (0.0, 2.0), 3.0, None, True, (None, False)),  # nothing to go by
+        ((0.0, 20), 20, (0.0, 0.0), 1.0, None, True, (None, False)),  # one reading only
     ],
 )
-def test_expected_time_left(first, progress, changed, now, job_time, left):
-    got = expected_time_left(first, progress, changed, now, job_time=job_time, sharp=0.5)
-    assert got == (None if left is None else pytest.approx(left))
+def test_expected_time_left(first, progress, changed, now, job_time, first_sharp, expected):
+    left, sure = expected_time_left(
+        first, progress, changed, now, job_time=job_time, sharp=0.5, first_sharp=first_sharp
+    )
+    assert sure is expected[1]
+    assert left == (None if expected[0] is None else pytest.approx(expected[0]))
 
 
 def _windows(times: list[float], width: float = 0.1, tasks: int = 2) -> list[ChangeWindow]:
@@ -479,24 +484,32 @@ def test_the_search_starts_at_the_longest_period_the_windows_span() -> None:
     assert found.earliest < 49.0 < found.latest + 0.5
 
 
-#: (id, first, progress, (seen unchanged, seen changed), now, job time, sharp, seconds left)
+#: (id, first, progress, (seen unchanged, seen changed), now, job time, sharp, (left, sure))
 EXPECTED_EXTRA: list[
     tuple[
-        str, tuple[float, int], int, tuple[float, float], float, float | None, float, float | None
+        str,
+        tuple[float, int],
+        int,
+        tuple[float, float],
+        float,
+        float | None,
+        float,
+        tuple[float | None, bool],
     ]
 ] = [
-    # No look between: counted from when the change was seen (no job time to go by).
-    ("no-look-between", (2.0, 10), 60, (0.0, 7.0), 7.0, None, 0.5, 4.0),
-    ("look-at-first-sight", (2.0, 10), 60, (2.0, 7.0), 7.0, None, 0.5, 4.0),
-    ("look-just-after", (2.0, 10), 60, (2.5, 7.0), 7.0, None, 0.5, -0.05),
+    # No look between the first reading and the change: from when it was seen, not sure.
+    ("no-look-between", (2.0, 10), 60, (0.0, 7.0), 7.0, None, 0.5, (4.0, False)),
+    ("look-at-first-sight", (2.0, 10), 60, (2.0, 7.0), 7.0, None, 0.5, (4.0, False)),
+    ("look-just-after-first", (2.0, 10), 60, (2.1, 2.5), 3.0, None, 0.5, (-0.46, True)),
     # A window exactly `sharp` wide is sharp: its middle gives the rate.
-    ("exactly-sharp", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.5, 4.5),
-    ("just-blurred", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.4, 25.0),
+    ("exactly-sharp", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.5, (4.5, True)),
+    ("just-blurred", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.4, (25.0, True)),
+    ("just-blurred-no-others", (0.0, 0), 50, (4.5, 5.0), 5.0, None, 0.4, (5.0, False)),
 ]
 
 
 @pytest.mark.parametrize(
-    ("first", "progress", "changed", "now", "job_time", "sharp", "left"),
+    ("first", "progress", "changed", "now", "job_time", "sharp", "expected"),
     [row[1:] for row in EXPECTED_EXTRA],
     ids=[row[0] for row in EXPECTED_EXTRA],
 )
@@ -507,36 +520,11 @@ def test_expected_time_left_edges(
     now: float,
     job_time: float | None,
     sharp: float,
-    left: float | None,
+    expected: tuple[float | None, bool],
 ) -> None:
-    got = expected_time_left(first, progress, changed, now, job_time=job_time, sharp=sharp)
-    assert got == (None if left is None else pytest.approx(left))
-
-
-#: (id, settings, status, quiet rounds, time left, seconds to wait): edges of the rules above
-EDGES: list[tuple[str, PollSettings, TaskStatus, int, float | None, float]] = [
-    ("exactly-two-max-intervals-is-near", BASE, S.IN_PROGRESS, 0, 8.0, 8.0),
-    ("just-over-is-far", BASE, S.IN_PROGRESS, 0, 8.5, 4.25),
-    ("overdue-by-exactly-max-interval", BASE, S.IN_PROGRESS, 2, -4.0, 1.0),
-    ("overdue-by-more", BASE, S.IN_PROGRESS, 2, -4.01, 2.25),
-    ("waiting-back-off-stops-at-8", WIDE, S.NOT_START, 9, None, 2 * 1.5**8),
-    ("waiting-back-off-8", WIDE, S.NOT_START, 8, None, 2 * 1.5**8),
-    ("waiting-back-off-7", WIDE, S.NOT_START, 7, None, 2 * 1.5**7),
-]
-
-
-@pytest.mark.parametrize(
-    ("settings", "status", "quiet", "left", "wait"),
-    [row[1:] for row in EDGES],
-    ids=[row[0] for row in EDGES],
-)
-def test_next_poll_interval_edges(
-    settings: PollSettings, status: TaskStatus, quiet: int, left: float | None, wait: float
-) -> None:
-    got = next_poll_interval(
-        settings, status, changed=False, quiet_rounds=quiet, push_healthy=False, time_left=left
-    )
-    assert got == pytest.approx(wait)
+    left, sure = expected_time_left(first, progress, changed, now, job_time=job_time, sharp=sharp)
+    assert sure is expected[1]
+    assert left == (None if expected[0] is None else pytest.approx(expected[0], abs=0.01))
 
 
 def test_refresh_due_back_off_stops_growing() -> None:

@@ -69,7 +69,7 @@ def test_estimated_time_left(first, latest, now, left):
 def test_poll_interval_follows_the_estimate():
     s = PollSettings(interval=1.0, max_interval=4.0, push_interval=10.0)
 
-    def running(left, *, changed=True, quiet=0):
+    def running(left, *, changed=True, quiet=0, sure=False):
         return next_poll_interval(
             s,
             S.IN_PROGRESS,
@@ -77,17 +77,22 @@ def test_poll_interval_follows_the_estimate():
             quiet_rounds=quiet,
             push_healthy=False,
             time_left=left,
+            sure=sure,
         )
 
-    assert running(60.0) == 10.0  # far from the end: halfway, at most every push_interval
-    assert running(12.0) == 6.0  # halfway to the expected end while it is far
-    assert running(5.0) == 5.0  # near (two max_intervals or less): meet the expected end
-    assert running(1.2) == 1.2
-    assert running(0.1) == 0.25  # ... but not in a flurry
+    assert running(60.0) == 4.0  # far from the end: the slowest pace
+    assert running(5.0) == 2.5  # halfway to the expected end
+    assert running(1.2) == 1.0  # near the end: never faster than the base interval
+    # Overdue (the estimate was wrong): the usual quiet back-off, not a poll storm.
+    assert running(-3.0, changed=False, quiet=2) == 2.25
+    # A sure estimate (readings dated closely, or other jobs' time) is met instead:
+    assert running(60.0, sure=True) == 10.0  # far: halfway, at most every push_interval
+    assert running(12.0, sure=True) == 6.0
+    assert running(5.0, sure=True) == 5.25  # near: the expected end, a quarter interval after
     # Just overdue: never slower than the interval, the end is due any moment ...
-    assert running(-3.0, changed=False, quiet=2) == 1.0
-    # ... long overdue (the estimate was wrong): the usual quiet back-off, not a poll storm.
-    assert running(-5.0, changed=False, quiet=2) == 2.25
+    assert running(-3.0, changed=False, quiet=2, sure=True) == 1.0
+    # ... long overdue: the quiet back-off after all.
+    assert running(-5.0, changed=False, quiet=2, sure=True) == 2.25
     pushed = next_poll_interval(
         s, S.IN_PROGRESS, changed=True, quiet_rounds=0, push_healthy=True, time_left=5.0
     )

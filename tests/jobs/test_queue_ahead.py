@@ -149,3 +149,28 @@ async def test_statistics_count_the_jobs_let_wait_as_in_flight():
         assert mode.queued_ahead == 1
         assert mode.in_flight == 2 + 1  # the running slots and the one let wait
     assert fake.stats().peak_running["fast"] == 1
+
+
+async def test_single_submits_let_wait_and_refused_wait_for_a_slot_too():
+    # The same account as above, jobs sent one call each (client.run: the POST runs in the
+    # background, so even a plain asyncio cancellation cannot lose a task id).
+    results: list[Any] = []
+    async with (
+        account(core_size=2, queue_size=1) as fake,
+        fast_client(fake, concurrency=3, queue_ahead=2) as client,
+    ):
+
+        async def one(i: int) -> None:
+            results.append(await client.run(mjasync.Imagine(f"single {i}")))
+
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for i in range(16):
+                    tg.start_soon(one, i)
+        assert client.statistics().mode("fast").in_flight == 0
+    sim = fake.stats()
+    assert len(results) == 16 and all(isinstance(r, mjasync.Task) for r in results)
+    assert sim.accepted == 16 and sim.duplicates == 0
+    assert sim.refused.get("queue_full", 0) >= 1  # an ahead submit met the full queue ...
+    assert sim.refused.get("queue_full", 0) <= 4  # ... and waited instead of hammering
+    assert sim.peak_running["fast"] <= 2

@@ -15,6 +15,8 @@ drive jobs through this one object. Its contract:
    are handed out only while every running slot is taken, and follow the same rule: held
    until the job ends. How many are allowed is a pure decision
    (:func:`~mjasync._jobs.limiter.ahead_allowance`); with ``queue_ahead=0`` there are none.
+   A submit on an ahead slot that is refused as queue full creates no job: :meth:`start`
+   gives that slot back and waits (cancellably) for another, like any new job.
 2. **Submits.** :meth:`start` sends the request while the slot is held; the POST runs to its
    answer even if the caller is cancelled (anyio or plain asyncio), because a task id the
    server assigned is paid for. If the caller left meanwhile, the new job is abandoned (3).
@@ -486,7 +488,11 @@ class JobEngine:
                     with anyio.CancelScope(shield=True):
                         submission = await self._post(request.route, body, mode, slot.ahead)
                 except _Requeue:
-                    slot = await self._requeue(slot, mode)  # cancellable: no task exists
+                    try:
+                        slot = await self._requeue(slot, mode)  # cancellable: no task exists
+                    except BaseException:
+                        self.counters.submits_failed += 1
+                        raise
                     continue
                 except BaseException:
                     self.counters.submits_failed += 1
@@ -522,9 +528,10 @@ class JobEngine:
                     with anyio.CancelScope(shield=True):
                         submission = await self._post(request.route, body, mode, slot.ahead)
                 except _Requeue as requeue:
+                    if not pending.caller_left:
+                        slot = await self._requeue(slot, mode)
                     if pending.caller_left and requeue.__cause__ is not None:
                         raise requeue.__cause__ from None  # nobody waits for it: send nothing
-                    slot = await self._requeue(slot, mode)
                     continue
                 break
         except BaseException as exc:
@@ -548,11 +555,7 @@ class JobEngine:
         Raises what :meth:`acquire` raises (the given slot is released either way).
         """
         self.release_unused(slot)
-        try:
-            return await self.acquire(mode)
-        except BaseException:
-            self.counters.submits_failed += 1
-            raise
+        return await self.acquire(mode)
 
     def _caller_left(self, job: Job) -> None:
         watch = job._watch

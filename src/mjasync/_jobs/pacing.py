@@ -125,31 +125,36 @@ def expected_time_left(
     *,
     job_time: float | None,
     sharp: float,
-) -> float | None:
-    """Seconds until a running task should end, from what is known (pure).
+    first_sharp: bool = True,
+) -> tuple[float | None, bool]:
+    """Seconds until a running task should end, and whether that is sure enough to meet (pure).
 
-    ``first`` is (time, progress) when it was first seen running; its latest ``progress``
-    appeared between the two looks ``changed`` = (seen unchanged, seen changed). A change seen
-    within ``sharp`` seconds of the look before gives a rate (:func:`estimated_time_left`,
-    counted from the middle of that window). A change seen only after a long gap says little
-    about when it happened: then, when other jobs have finished, the job is expected to take
-    as long as they did (``job_time``, counted from ``first``).
+    ``first`` is (time, progress) when it was first seen running (``first_sharp``: seen within
+    ``sharp`` seconds of the look before); its latest ``progress`` appeared between the two
+    looks ``changed`` = (seen unchanged, seen changed). Sure estimates:
+
+    - both readings sharp: the progress rate (:func:`estimated_time_left`, the latest change
+      counted from the middle of its window);
+    - otherwise, once other jobs finished: as long as they took (``job_time``, from ``first``).
+
+    Otherwise the rate from when the change was seen, not sure: :func:`next_poll_interval`
+    then looks halfway and every interval near the end rather than meet it.
 
     >>> expected_time_left((0.0, 0), 50, (4.9, 5.1), 5.0, job_time=None, sharp=0.5)
-    5.0
+    (5.0, True)
     >>> expected_time_left((0.0, 0), 50, (1.0, 5.0), 5.0, job_time=12.0, sharp=0.5)
-    7.0
+    (7.0, True)
+    >>> expected_time_left((0.0, 0), 50, (1.0, 5.0), 5.0, job_time=None, sharp=0.5)
+    (5.0, False)
     """
     since, seen = changed
-    if since > first[0] and (seen - since <= sharp or job_time is None):
+    if first_sharp and since > first[0] and seen - since <= sharp:
         left = estimated_time_left(first, ((since + seen) / 2, progress), now)
         if left is not None:
-            return left
-    elif job_time is None:
-        return estimated_time_left(first, (seen, progress), now)
+            return left, True
     if job_time is not None:
-        return first[0] + job_time - now
-    return None
+        return first[0] + job_time - now, True
+    return estimated_time_left(first, (seen, progress), now), False
 
 
 def next_poll_interval(
@@ -160,18 +165,21 @@ def next_poll_interval(
     quiet_rounds: int,
     push_healthy: bool,
     time_left: float | None = None,
+    sure: bool = False,
 ) -> float:
     """Seconds until a task should be polled again (pure).
 
     A running task whose end can be estimated (``time_left``, see
-    :func:`estimated_time_left`) is looked at halfway while its end is far (more than two
-    ``max_interval`` away; at most every ``push_interval``), then exactly when it is expected
-    to end; once overdue it is looked at every interval (never slower near the expected end),
-    and only after ``max_interval`` overdue does it back off. So a job costs a few polls, and
-    its end is seen within an interval of the estimate. Otherwise moving tasks are polled at
-    the base interval, and so are tasks shown without a status (a relay before its first
-    refresh) for a while; tasks waiting in a queue from twice that; quiet ones back off
-    gently up to ``max_interval``; push-healthy ones rarely, since pushes tell us first.
+    :func:`expected_time_left`) is looked at halfway to its expected end, so a long job costs
+    a few polls rather than one per interval. An estimate that is not ``sure`` keeps within
+    [interval, max_interval], and once overdue the task backs off like a quiet one. A ``sure``
+    one is met: halfway while the end is far (more than two ``max_interval`` away; at most
+    every ``push_interval``), then when it is expected (a quarter interval after); once
+    overdue, every interval (never slower near the expected end), and only after
+    ``max_interval`` overdue the back-off. Otherwise moving tasks are polled at the base
+    interval, and so are tasks shown without a status (a relay before its first refresh) for a
+    while; tasks waiting in a queue from twice that; quiet ones back off gently up to
+    ``max_interval``; push-healthy ones rarely, since pushes tell us first.
 
     >>> s = PollSettings(interval=1.0, max_interval=4.0)
     >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
@@ -179,15 +187,23 @@ def next_poll_interval(
     1.0
     >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
     ...                    push_healthy=False, time_left=5.0)
-    5.0
+    2.5
+    >>> next_poll_interval(s, TaskStatus.IN_PROGRESS, changed=True, quiet_rounds=0,
+    ...                    push_healthy=False, time_left=5.0, sure=True)
+    5.25
     """
     if push_healthy:
         return settings.push_interval
-    if status is TaskStatus.IN_PROGRESS and time_left is not None:
+    if status is TaskStatus.IN_PROGRESS and time_left is not None and not sure:
+        if time_left > 0:
+            return min(settings.max_interval, max(settings.interval, time_left / 2))
+    elif status is TaskStatus.IN_PROGRESS and time_left is not None:
         if time_left > 2 * settings.max_interval:
             return min(settings.push_interval, time_left / 2)  # far: a look halfway
         if time_left > 0:
-            return max(time_left, settings.interval / 4)  # near: meet the expected end
+            # Near: meet the expected end, a quarter interval late, so that a job a little
+            # slower than expected is not missed by a hair and seen an interval later.
+            return time_left + settings.interval / 4
         if -time_left <= settings.max_interval:
             return settings.interval  # just overdue: the end is due any moment
     if changed and status is TaskStatus.IN_PROGRESS:

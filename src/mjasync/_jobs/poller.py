@@ -193,6 +193,7 @@ class Poller:
         group = engine.group(mode_key(mode))
         sent = _now()
         changes: list[tuple[float, str]] = []  # (seen unchanged at, task id) of changed tasks
+        sharp = 2 * self._settings.interval  # a change seen this soon is dated closely
 
         def take(payloads: list[Any]) -> None:
             # Applied chunk by chunk as answers arrive, so a big round never holds every
@@ -217,8 +218,11 @@ class Poller:
                     changes.append((before, task_id))
                     first = found.first_running
                     if first is not None and first[0] == now:
-                        # It started between the two looks: the middle errs least.
-                        found.first_running = ((before + now) / 2, first[1])
+                        # It started between the two looks: if they were close, the middle
+                        # errs least; if not, the estimate from it is not sure anyway.
+                        found.first_sharp = now - before <= sharp
+                        if found.first_sharp:
+                            found.first_running = ((before + now) / 2, first[1])
                 else:
                     found.quiet_rounds += 1
 
@@ -306,15 +310,16 @@ class Poller:
                 watch.due = meet
                 continue
             first = watch.first_running
-            time_left = None
+            time_left, sure = None, False
             if first is not None:
-                time_left = expected_time_left(
+                time_left, sure = expected_time_left(
                     first,
                     watch.progress or 0,
                     (watch.changed_since, watch.last_change),
                     now,
                     job_time=job_time,
                     sharp=2 * settings.interval,
+                    first_sharp=watch.first_sharp,
                 )
             watch.due = now + next_poll_interval(
                 settings,
@@ -323,6 +328,7 @@ class Poller:
                 quiet_rounds=watch.quiet_rounds,
                 push_healthy=healthy and not watch.confirm_end,
                 time_left=time_left,
+                sure=sure,
             )
 
     async def _confirm_lost(self, watch: Watch) -> None:

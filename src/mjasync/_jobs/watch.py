@@ -73,6 +73,7 @@ class Watch:
     # -- pacing ----------------------------------------------------------------------------
     last_change: float = 0.0
     first_running: tuple[float, int] | None = None  # (time, progress) first seen IN_PROGRESS
+    first_sharp: bool = True  # first_running's time is close (seen soon after the look before)
     due: float = 0.0
     seen_at: float = 0.0  # when the latest poll that showed it was sent
     changed_since: float = 0.0  # its latest change came after this (seen unchanged then)
