@@ -46,8 +46,24 @@ from ._models import (
     Task,
     TaskAction,
     TaskStatus,
+    VideoRef,
 )
-from ._requests import Action, Blend, Change, Describe, Imagine, Modal, Request, Shorten
+from ._requests import (
+    Action,
+    Blend,
+    Change,
+    Describe,
+    Edit,
+    Imagine,
+    Modal,
+    Request,
+    Retexture,
+    Shorten,
+    SwapFace,
+    SwapVideoFace,
+    Video,
+)
+from ._wire.probe import ServerProfile
 from ._wire.retry import RefusalPolicy, RetryPolicy
 
 if _typing.TYPE_CHECKING:
@@ -119,6 +135,7 @@ __all__ = [
     "DownloadError",
     "DownloadResult",
     "Downloader",
+    "Edit",
     "ImageRef",
     "Imagine",
     "InvalidRequestError",
@@ -150,12 +167,16 @@ __all__ = [
     "Request",
     "RequestResult",
     "ResumePlan",
+    "Retexture",
     "RetryPolicy",
     "ServerError",
+    "ServerProfile",
     "Shorten",
     "Slot",
     "Submission",
     "SubmissionUncertainError",
+    "SwapFace",
+    "SwapVideoFace",
     "Task",
     "TaskAction",
     "TaskError",
@@ -166,6 +187,8 @@ __all__ = [
     "TaskTimeoutError",
     "TransportError",
     "UnsupportedEndpointError",
+    "Video",
+    "VideoRef",
     "WebhookReceiver",
     "WebhookStatistics",
     "__version__",

@@ -19,12 +19,14 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ProtocolError
 from ._json import dumps, loads_dumped
-from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus
+from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus, VideoRef
 
 __all__ = [
+    "C_CANCEL_REASON",
     "CompactPayload",
     "ReadOnlyMapping",
     "converter",
+    "is_c_cancelled",
     "parse_epoch_millis",
     "parse_progress",
     "parse_status",
@@ -283,6 +285,10 @@ def _image_refs(value: object, _: object = None) -> tuple[ImageRef, ...]:
     return tuple(refs)
 
 
+def _video_refs(value: object, _: object = None) -> tuple[VideoRef, ...]:
+    return tuple(VideoRef(url=ref.url, thumbnail=ref.thumbnail) for ref in _image_refs(value))
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
     conv.register_structure_hook(TaskStatus, _enum_hook(TaskStatus))
@@ -309,6 +315,7 @@ def _make_converter() -> cattrs.Converter:
             image_url=override(rename="imageUrl", struct_hook=_optional_str),
             image_urls=override(rename="imageUrls", struct_hook=_image_refs),
             video_url=override(rename="videoUrl", struct_hook=_optional_str),
+            video_urls=override(rename="videoUrls", struct_hook=_video_refs),
             fail_reason=override(rename="failReason", struct_hook=_optional_str),
             buttons=override(struct_hook=_buttons),
             properties=override(struct_hook=_mapping),
@@ -329,8 +336,27 @@ def _snippet(payload: object) -> str:
         return f"<unprintable {type(payload).__name__}>"
 
 
+#: The failReason C writes when a task is cancelled; C never sets status CANCEL itself
+#: (trueai-org/midjourney-proxy ed32197, src/Midjourney.API/Controllers/TaskController.cs:105,110).
+C_CANCEL_REASON = "取消任务"
+
+
+def is_c_cancelled(payload: Mapping[str, Any]) -> bool:
+    """Whether a payload is C's way of saying CANCEL: FAILURE with failReason "取消任务"."""
+    status, reason = payload.get("status"), payload.get("failReason")
+    return (
+        isinstance(status, str)
+        and status.strip().upper() == "FAILURE"
+        and isinstance(reason, str)
+        and reason.strip() == C_CANCEL_REASON
+    )
+
+
 def parse_task(payload: object) -> Task:
     """Build a :class:`Task` from one decoded JSON object.
+
+    A C task that failed with failReason "取消任务" is C's cancelled task and parses with
+    status :attr:`TaskStatus.CANCEL` (``status_text`` still shows what was sent).
 
     Raises:
         ProtocolError: the payload is not an object or has no usable ``id``.
@@ -342,8 +368,11 @@ def parse_task(payload: object) -> Task:
     if parse_task_id(payload.get("id")) is None:
         raise ProtocolError("task payload has no usable 'id'", body=_snippet(payload))
     raw = payload if isinstance(payload, CompactPayload) else CompactPayload(payload)
+    fields = {**payload, _RAW_KEY: raw}
+    if is_c_cancelled(payload):
+        fields["status"] = TaskStatus.CANCEL.value
     try:
-        return converter.structure({**payload, _RAW_KEY: raw}, Task)
+        return converter.structure(fields, Task)
     except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
         raise ProtocolError(f"unreadable task payload: {exc}", body=_snippet(payload)) from exc
 

@@ -28,7 +28,19 @@ import anyio
 import anyio.to_thread
 
 from .._client import Client
-from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from .._requests import (
+    Action,
+    Blend,
+    Change,
+    Describe,
+    Edit,
+    Imagine,
+    Modal,
+    Request,
+    Retexture,
+    Shorten,
+    Video,
+)
 from .files import CountingDownloader
 from .journal import Journal, JournalStore, request_key
 from .runner import PromptSpec, Runner, UnitSpec
@@ -65,7 +77,15 @@ def _label(request: Request) -> str:
         return f"blend of {len(request.images)} images"
     if isinstance(request, Action):
         return f"{request.custom_id} on task {request.task_id}"
-    return f"modal step of task {request.task_id}"
+    if isinstance(request, Modal | Change):
+        return f"modal step of task {request.task_id}"
+    if isinstance(request, Video):
+        if request.task_id is not None:
+            return f"extend video {request.index} of task {request.task_id}: {request.prompt}"
+        return f"video: {request.prompt}"
+    if isinstance(request, Edit | Retexture):
+        return f"{request.kind}: {request.prompt}"
+    return request.kind.replace("_", " ")
 
 
 def _as_request(index: int, item: object) -> Request:
