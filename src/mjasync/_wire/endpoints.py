@@ -19,6 +19,7 @@ __all__ = [
     "ENDPOINTS",
     "FAMILIES",
     "FAMILY_NAMES",
+    "FAMILY_ORIGINS",
     "Endpoint",
     "Family",
     "endpoint_for_path",
@@ -28,10 +29,14 @@ __all__ = [
 
 Family = Literal["java", "csharp", "relay"]
 FAMILIES: tuple[Family, ...] = ("java", "csharp", "relay")
+#: Each family's letter and where it comes from.
+FAMILY_ORIGINS: Mapping[Family, tuple[str, str]] = {
+    "java": ("J", "novicezk/midjourney-proxy"),
+    "csharp": ("C", "trueai-org/midjourney-proxy"),
+    "relay": ("N", "new-api relays"),
+}
 FAMILY_NAMES: Mapping[Family, str] = {
-    "java": "J (novicezk/midjourney-proxy)",
-    "csharp": "C (trueai-org/midjourney-proxy)",
-    "relay": "N (new-api relays)",
+    family: f"{letter} ({origin})" for family, (letter, origin) in FAMILY_ORIGINS.items()
 }
 
 
@@ -191,7 +196,8 @@ def served_by(endpoint: Endpoint) -> str:
     for family in FAMILIES:
         if family in endpoint.families:
             note = endpoint.families[family]
-            parts.append(f"{FAMILY_NAMES[family]}{f', {note}' if note else ''}")
+            letter, origin = FAMILY_ORIGINS[family]
+            parts.append(f"{letter} ({origin}{f', {note}' if note else ''})")
     if not parts:
         return "no known server family"
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
