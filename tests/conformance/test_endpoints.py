@@ -112,8 +112,20 @@ async def test_video_on_java_is_unsupported_and_remembered(make: Make) -> None:
     with anyio.fail_after(1):
         with pytest.raises(UnsupportedEndpointError, match="not sent again"):
             await client.video("again", image=PNG_BYTES)
+        [result] = await client.gather([Video("again", image=PNG_BYTES)])
+        assert isinstance(result, UnsupportedEndpointError)
+        events = [event async for event in client.stream([Video("again")])]
+        assert [type(event.error) for event in events] == [UnsupportedEndpointError]
     assert fake.stats().requests["other"] == asked  # nothing was sent
     assert client.statistics().requests > 0 and busy.id
+
+
+async def test_the_wire_level_submit_remembers_too(make: Make) -> None:
+    fake, client = await make("java")
+    for message in ("no route", "not sent again"):
+        with pytest.raises(UnsupportedEndpointError, match=message):
+            await client.submit_request(Retexture("wood", PNG_BYTES))
+    assert fake.stats().requests["other"] == 1
 
 
 async def test_old_relay_answers_video_with_its_web_ui(make: Make) -> None:
