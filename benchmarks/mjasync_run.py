@@ -8,6 +8,7 @@ Also reports what ``client.statistics()`` counted (requests, poll rounds, payloa
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import mjasync
 
@@ -16,7 +17,7 @@ from ._common import Meter, parse_args
 
 async def run(
     url: str, key: str, mode: str, n: int, concurrency: int, poll: float
-) -> tuple[list[mjasync.Task | mjasync.MjError], mjasync.ClientStatistics]:
+) -> tuple[list[mjasync.Task | mjasync.MjError], Any]:
     """Run ``n`` imagine jobs to the end; returns the results and the client's statistics."""
     async with mjasync.Client(
         url, key, mode=mode, concurrency=concurrency, poll_interval=poll

@@ -38,9 +38,9 @@ async def show_progress(
     async with aclosing(batch.events()) as events:
         async for event in events:
             where = f"#{event.index + 1}"
-            if event.kind is mjasync.BatchEventKind.PROGRESS:
+            if event.kind == "progress":
                 print(f"{where} {event.status} {event.progress or 0}%")
-            elif event.kind is mjasync.BatchEventKind.FINISHED and event.result is not None:
+            elif event.kind == "finished" and event.result is not None:
                 print(f"{where} {event.result.outcome}: {', '.join(event.result.files)}")
             elif event.error:
                 print(f"{where} {event.kind}: {event.error}")

@@ -14,11 +14,13 @@ def fast_client(
     """A client that polls every 20 ms and waits out refusals and retries in milliseconds."""
     options.setdefault("poll_interval", 0.02)
     options.setdefault(
-        "refusal_policy",
-        mjasync.RefusalPolicy(
-            backoff=mjasync.RetryPolicy(base_delay=0.01, max_delay=0.05, jitter=0.5),
-            max_wait=30.0,
+        "retry",
+        mjasync.RetryPolicy(
+            max_retries=max_retries,
+            base_delay=0.01,
+            jitter=0.5,
+            refusal_max_delay=0.05,
+            refusal_wait=30.0,
         ),
     )
-    options.setdefault("retry", mjasync.RetryPolicy(max_retries=max_retries, base_delay=0.01))
     return mjasync.Client(fake.base_url, key, **options)

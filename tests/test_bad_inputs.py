@@ -21,6 +21,10 @@ import pytest
 
 import mjasync
 from mjasync import Button, Task, TaskStatus
+from mjasync._batch.download import Downloader, split_grid
+from mjasync._batch.journal import Journal, request_key
+from mjasync._jobs.limiter import LocalLimiter
+from mjasync._requests import Change
 from mjasync.testing import FakeMidjourney
 
 pytestmark = pytest.mark.anyio
@@ -133,10 +137,9 @@ CLIENT_OPTIONS = [
     *numbers("stall_timeout", 0, -1, NAN, True),
     opt("session", "a session", TypeError),
     opt("retry", "again", TypeError),
-    opt("retry", mjasync.RefusalPolicy(), TypeError),
+    opt("retry", mjasync.PollSettings(), TypeError),
     opt("limiter", "redis://x", TypeError),
     opt("limiter", object(), TypeError),
-    opt("refusal_policy", mjasync.RetryPolicy(), TypeError),
     opt("poll_settings", 2.0, TypeError),
     opt("webhook", "https://me.example/hook", TypeError),
 ]
@@ -158,25 +161,11 @@ POLICIES = [
             ("jitter", NAN, ValueError),
             ("max_retry_after", -1, ValueError),
             ("max_retry_after", NAN, ValueError),
+            ("refusal_wait", -1, ValueError),
+            ("refusal_wait", NAN, ValueError),
+            ("refusal_wait", "x", TypeError),
+            ("refusal_max_delay", -1, ValueError),
         ]
-    ),
-    Bad(
-        "RefusalPolicy-backoff",
-        lambda ctx: mjasync.RefusalPolicy(backoff="x"),
-        TypeError,
-        "backoff",
-    ),  # type: ignore[arg-type]
-    Bad(
-        "RefusalPolicy-max_wait-neg",
-        lambda ctx: mjasync.RefusalPolicy(max_wait=-1),
-        ValueError,
-        "max_wait",
-    ),
-    Bad(
-        "RefusalPolicy-max_wait-nan",
-        lambda ctx: mjasync.RefusalPolicy(max_wait=NAN),
-        ValueError,
-        "max_wait",
     ),
     *(
         Bad(f"PollSettings-{k}={v!r}", lambda ctx, k=k, v=v: mjasync.PollSettings(**{k: v}), e, k)
@@ -196,7 +185,7 @@ POLICIES = [
     *(
         Bad(
             f"LocalLimiter-{v!r}",
-            lambda ctx, v=v: mjasync.LocalLimiter(v),
+            lambda ctx, v=v: LocalLimiter(v),
             ValueError,
             "concurrency",
         )
@@ -204,13 +193,13 @@ POLICIES = [
     ),
     Bad(
         "LocalLimiter-initial-0",
-        lambda ctx: mjasync.LocalLimiter("auto", initial=0),
+        lambda ctx: LocalLimiter("auto", initial=0),
         ValueError,
         "initial",
     ),
     Bad(
         "LocalLimiter-ceiling-below-initial",
-        lambda ctx: mjasync.LocalLimiter("auto", initial=5, ceiling=4),
+        lambda ctx: LocalLimiter("auto", initial=5, ceiling=4),
         ValueError,
         "ceiling",
     ),
@@ -275,9 +264,9 @@ REQUESTS = [
     Bad("Modal-mask-jpeg", lambda ctx: mjasync.Modal(TID, mask=JPEG), ValueError, "PNG"),
     Bad("Modal-mask-int", lambda ctx: mjasync.Modal(TID, mask=5), TypeError, "mask"),  # type: ignore[arg-type]
     Bad("Modal-id", lambda ctx: mjasync.Modal("../x", prompt="p"), ValueError, "task id"),
-    Bad("Change-action", lambda ctx: mjasync.Change(TID, "JUMP", 1), ValueError, "action"),
-    Bad("Change-index", lambda ctx: mjasync.Change(TID, "UPSCALE", 5), ValueError, "index"),
-    Bad("Change-id", lambda ctx: mjasync.Change("a b", "UPSCALE", 1), ValueError, "task id"),
+    Bad("Change-action", lambda ctx: Change(TID, "JUMP", 1), ValueError, "action"),
+    Bad("Change-index", lambda ctx: Change(TID, "UPSCALE", 5), ValueError, "index"),
+    Bad("Change-id", lambda ctx: Change("a b", "UPSCALE", 1), ValueError, "task id"),
 ]
 
 WIRE_METHODS = [
@@ -483,54 +472,54 @@ JOB_API = [
 ]
 
 OTHERS = [
-    Bad("request_key-endpoint", lambda ctx: mjasync.request_key(5, {}), TypeError, "endpoint"),  # type: ignore[arg-type]
+    Bad("request_key-endpoint", lambda ctx: request_key(5, {}), TypeError, "endpoint"),  # type: ignore[arg-type]
     Bad(
         "request_key-body",
-        lambda ctx: mjasync.request_key("/mj/submit/imagine", 5),
+        lambda ctx: request_key("/mj/submit/imagine", 5),
         TypeError,
         "body",
     ),  # type: ignore[arg-type]
     Bad(
         "request_key-occurrence",
-        lambda ctx: mjasync.request_key("/mj/submit/imagine", {}, -1),
+        lambda ctx: request_key("/mj/submit/imagine", {}, -1),
         ValueError,
         "occurrence",
     ),
-    Bad("Journal-path-int", lambda ctx: mjasync.Journal(5), TypeError, "int"),  # type: ignore[arg-type]
+    Bad("Journal-path-int", lambda ctx: Journal(5), TypeError, "int"),  # type: ignore[arg-type]
     Bad(
         "Journal-progress-interval",
-        lambda ctx: mjasync.Journal(ctx.tmp / "j.sqlite", progress_interval=-1),
+        lambda ctx: Journal(ctx.tmp / "j.sqlite", progress_interval=-1),
         ValueError,
         "progress_interval",
     ),
     Bad(
         "Journal-busy-timeout",
-        lambda ctx: mjasync.Journal(ctx.tmp / "j.sqlite", busy_timeout=NAN),
+        lambda ctx: Journal(ctx.tmp / "j.sqlite", busy_timeout=NAN),
         ValueError,
         "busy_timeout",
     ),
     Bad(
         "Downloader-limit",
-        lambda ctx: mjasync.Downloader(ctx.session, ctx.tmp, limit=0),
+        lambda ctx: Downloader(ctx.session, ctx.tmp, limit=0),
         ValueError,
         "limit",
     ),
     Bad(
         "Downloader-max-bytes",
-        lambda ctx: mjasync.Downloader(ctx.session, ctx.tmp, max_bytes=0),
+        lambda ctx: Downloader(ctx.session, ctx.tmp, max_bytes=0),
         ValueError,
         "max_bytes",
     ),
-    Bad("Downloader-session", lambda ctx: mjasync.Downloader("s", ctx.tmp), TypeError, "session"),  # type: ignore[arg-type]
+    Bad("Downloader-session", lambda ctx: Downloader("s", ctx.tmp), TypeError, "session"),  # type: ignore[arg-type]
     Bad(
         "Downloader-unsafe-name",
-        lambda ctx: mjasync.Downloader(ctx.session, ctx.tmp).download(
+        lambda ctx: Downloader(ctx.session, ctx.tmp).download(
             ctx.url + "/_sim/img/abc.png", "../a.png"
         ),
         ValueError,
         "unsafe",
     ),
-    Bad("split_grid-int", lambda ctx: mjasync.split_grid(5), TypeError, "int"),  # type: ignore[arg-type]
+    Bad("split_grid-int", lambda ctx: split_grid(5), TypeError, "int"),  # type: ignore[arg-type]
     Bad(
         "run_batch-str",
         lambda ctx: mjasync.run_batch(ctx.client, "cat", out_dir=ctx.tmp),

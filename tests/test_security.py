@@ -30,6 +30,7 @@ import pytest
 from aiohttp import web
 
 import mjasync
+from mjasync._batch.download import Downloader
 from mjasync.testing import FakeMidjourney, FaultRates, Faults
 
 pytestmark = pytest.mark.anyio
@@ -100,10 +101,8 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 def fast(fake: FakeMidjourney, key: str = KEY, **options: Any) -> mjasync.Client:
     options.setdefault("poll_interval", 0.02)
-    options.setdefault("retry", mjasync.RetryPolicy(max_retries=4, base_delay=0.005))
     options.setdefault(
-        "refusal_policy",
-        mjasync.RefusalPolicy(backoff=mjasync.RetryPolicy(base_delay=0.01, max_delay=0.05)),
+        "retry", mjasync.RetryPolicy(max_retries=4, base_delay=0.005, refusal_max_delay=0.05)
     )
     return mjasync.Client(fake.base_url, key, **options)
 
@@ -218,7 +217,7 @@ async def test_downloaded_images_stay_in_the_output_directory(tmp_path: Path, ac
     ):
         grid = await client.imagine(hostile)
         upscale = await client.upscale(grid, 2)
-        downloader = mjasync.Downloader(session, out)
+        downloader = Downloader(session, out, api_server=client.base_url)
         paths = await downloader.fetch_task_images(grid, split=False)
         paths += await downloader.fetch_task_images(upscale)
     assert len(paths) >= 2

@@ -1,23 +1,33 @@
 """mjasync: an asyncio-native client for the Midjourney task API.
 
-See https://example.invalid/mjasync for the guide; the public names are listed in ``__all__``.
+The public names are listed in ``__all__`` (everything else is private and may change):
+
+- the client and its jobs: :class:`Client`, :class:`Job`, :class:`ProgressEvent`;
+- what servers return: :class:`Task`, :class:`TaskStatus`, :class:`TaskAction`,
+  :class:`Button`, :class:`Submission`;
+- requests: :data:`Request` and its kinds (:class:`Imagine`, :class:`Blend`, ..., and for the
+  newer servers :class:`Video`, :class:`Edit`, :class:`Retexture`, :class:`SwapFace`,
+  :class:`SwapVideoFace`);
+- settings: :class:`RetryPolicy`, :class:`PollSettings`, and for several processes sharing
+  one account :class:`RedisLimiter` (and ``RedisPushBus`` for pushes);
+- pushes and batches: :class:`WebhookReceiver`, :func:`run_batch`, :class:`Batch`,
+  :class:`BatchEvent`, :class:`BatchSummary`;
+- the error tree rooted at :class:`MjError` (drawn in ``mjasync._errors``).
+
+The fake server for your tests is :mod:`mjasync.testing`.
 """
 
 from __future__ import annotations
 
 import typing as _typing
 
-from ._client import Client, ClientStatistics, ModeStatistics
+from ._client import Client
 from ._errors import (
     APIError,
     AuthenticationError,
     BannedPromptError,
-    ClientClosedError,
-    DownloadError,
     InvalidRequestError,
     JournalError,
-    JournalStateError,
-    JournalVersionError,
     LimiterError,
     MjError,
     NotFoundError,
@@ -36,22 +46,11 @@ from ._errors import (
 )
 from ._jobs.events import ProgressEvent
 from ._jobs.job import Job
-from ._jobs.limiter import Limiter, LimiterStatistics, LocalLimiter, Slot
 from ._jobs.pacing import PollSettings
-from ._models import (
-    Button,
-    ButtonKind,
-    ImageRef,
-    Submission,
-    Task,
-    TaskAction,
-    TaskStatus,
-    VideoRef,
-)
+from ._models import Button, Submission, Task, TaskAction, TaskStatus
 from ._requests import (
     Action,
     Blend,
-    Change,
     Describe,
     Edit,
     Imagine,
@@ -63,55 +62,23 @@ from ._requests import (
     SwapVideoFace,
     Video,
 )
-from ._wire.probe import ServerProfile
-from ._wire.retry import RefusalPolicy, RetryPolicy
+from ._wire.retry import RetryPolicy
 
 if _typing.TYPE_CHECKING:
     from ._batch.batch import Batch, run_batch
-    from ._batch.download import Downloader, DownloadResult, split_grid
-    from ._batch.journal import (
-        Journal,
-        JournalEntry,
-        JournalState,
-        JournalStore,
-        ResumePlan,
-        request_key,
-    )
-    from ._batch.types import (
-        BatchEvent,
-        BatchEventKind,
-        BatchOutcome,
-        BatchSummary,
-        PromptResult,
-        RequestResult,
-    )
+    from ._batch.types import BatchEvent, BatchSummary
     from ._integrations.redis_limiter import RedisLimiter
-    from ._integrations.webhook import PushVerdict, WebhookReceiver, WebhookStatistics
+    from ._integrations.webhook import WebhookReceiver
 
-# Batch, downloads, journal, Redis and webhook code (sqlite3, aiohttp.web, ...) load on first
-# use: `import mjasync` stays cheap for a web app that only awaits images.
+# Batch, journal, Redis and webhook code (sqlite3, aiohttp.web, ...) load on first use:
+# `import mjasync` stays cheap for a web app that only awaits images.
 _LAZY = {
     "Batch": "._batch.batch",
     "run_batch": "._batch.batch",
     "BatchEvent": "._batch.types",
-    "BatchEventKind": "._batch.types",
-    "BatchOutcome": "._batch.types",
     "BatchSummary": "._batch.types",
-    "PromptResult": "._batch.types",
-    "RequestResult": "._batch.types",
-    "Downloader": "._batch.download",
-    "DownloadResult": "._batch.download",
-    "split_grid": "._batch.download",
-    "Journal": "._batch.journal",
-    "JournalEntry": "._batch.journal",
-    "JournalState": "._batch.journal",
-    "JournalStore": "._batch.journal",
-    "ResumePlan": "._batch.journal",
-    "request_key": "._batch.journal",
     "RedisLimiter": "._integrations.redis_limiter",
-    "PushVerdict": "._integrations.webhook",
     "WebhookReceiver": "._integrations.webhook",
-    "WebhookStatistics": "._integrations.webhook",
 }
 
 __all__ = [
@@ -121,58 +88,31 @@ __all__ = [
     "BannedPromptError",
     "Batch",
     "BatchEvent",
-    "BatchEventKind",
-    "BatchOutcome",
     "BatchSummary",
     "Blend",
     "Button",
-    "ButtonKind",
-    "Change",
     "Client",
-    "ClientClosedError",
-    "ClientStatistics",
     "Describe",
-    "DownloadError",
-    "DownloadResult",
-    "Downloader",
     "Edit",
-    "ImageRef",
     "Imagine",
     "InvalidRequestError",
     "Job",
-    "Journal",
-    "JournalEntry",
     "JournalError",
-    "JournalState",
-    "JournalStateError",
-    "JournalStore",
-    "JournalVersionError",
-    "Limiter",
     "LimiterError",
-    "LimiterStatistics",
-    "LocalLimiter",
     "MjError",
     "Modal",
-    "ModeStatistics",
     "NotFoundError",
     "PollSettings",
     "ProgressEvent",
-    "PromptResult",
     "ProtocolError",
-    "PushVerdict",
     "QueueFullError",
     "RateLimitError",
     "RedisLimiter",
-    "RefusalPolicy",
     "Request",
-    "RequestResult",
-    "ResumePlan",
     "Retexture",
     "RetryPolicy",
     "ServerError",
-    "ServerProfile",
     "Shorten",
-    "Slot",
     "Submission",
     "SubmissionUncertainError",
     "SwapFace",
@@ -188,13 +128,9 @@ __all__ = [
     "TransportError",
     "UnsupportedEndpointError",
     "Video",
-    "VideoRef",
     "WebhookReceiver",
-    "WebhookStatistics",
     "__version__",
-    "request_key",
     "run_batch",
-    "split_grid",
 ]
 
 

@@ -15,12 +15,15 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     │   └── UnsupportedEndpointError  404 on a route the server does not have
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
-    ├── LimiterError .............. the shared in-flight budget (e.g. Redis) is unreachable
-    ├── ClientClosedError ......... the client closed while a call waited (e.g. for a slot)
+    ├── LimiterError .............. no slot could be had: the shared budget (e.g. Redis) is
+    │   │                           unreachable, or ...
+    │   └── ClientClosedError ..... ... the client closed while the request waited for one
     ├── JournalError .............. the batch journal cannot be used
     │   ├── JournalVersionError ... written by a newer mjasync
-    │   └── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   ├── JournalStateError ..... a record contradicts the journal (also a ValueError)
+    │   └── JournalLockedError .... another batch is using the journal or output directory
     ├── DownloadError ............. an image could not be fetched and stored
+    │   └── DownloadRefusedError .. the URL leads to a private address or redirects too often
     └── TaskError ................. a task ended badly (``task_id``, ``task``)
         ├── TaskFailedError ....... status FAILURE or CANCEL (``fail_reason``)
         ├── TaskTimeoutError ...... the caller's overall timeout ran out
@@ -47,8 +50,10 @@ __all__ = [
     "BannedPromptError",
     "ClientClosedError",
     "DownloadError",
+    "DownloadRefusedError",
     "InvalidRequestError",
     "JournalError",
+    "JournalLockedError",
     "JournalStateError",
     "JournalVersionError",
     "LimiterError",
@@ -265,8 +270,11 @@ class LimiterError(MjError):
     """The in-flight budget's backing store (e.g. Redis) could not be reached in time."""
 
 
-class ClientClosedError(MjError):
-    """The client was closed while this call waited (for a slot, say), or after it closed."""
+class ClientClosedError(LimiterError):
+    """The client was closed while this request waited for a slot (nothing was sent).
+
+    Catch it as :class:`LimiterError`: either way the request never got a slot.
+    """
 
 
 class TaskError(MjError):
@@ -336,6 +344,23 @@ class JournalStateError(JournalError, ValueError):
     """
 
 
+class JournalLockedError(JournalError):
+    """Another batch holds the journal (or the output directory): two runs would pay twice.
+
+    Raised before anything is sent. The lock belongs to the other process and ends with it,
+    even when that process is killed, so running again once it is gone just works.
+
+    Attributes:
+        path: the lock file.
+        holder: the process id written by the holder, when it could be read.
+    """
+
+    def __init__(self, message: str, *, path: str, holder: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
 class DownloadError(MjError):
     """An image could not be downloaded and stored; nothing was left behind.
 
@@ -352,3 +377,13 @@ class DownloadError(MjError):
         self.url = url
         self.reason = reason
         self.http_status = http_status
+
+
+class DownloadRefusedError(DownloadError):
+    """mjasync would not fetch this image: nothing was sent to where it leads.
+
+    The URL (or one of its redirects) leads to a loopback, private, link-local, multicast or
+    otherwise non-public address that is not the API server itself, or it redirects too
+    many times. Allow private hosts explicitly (``allow_private_image_hosts=True``,
+    ``--allow-private-image-hosts``) when your images really live on such a host.
+    """

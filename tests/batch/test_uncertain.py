@@ -6,6 +6,7 @@ import pytest
 
 import mjasync
 from mjasync._batch.batch import run_batch
+from mjasync._batch.journal import Journal, request_key
 from mjasync._batch.types import BatchOutcome
 from mjasync.testing import FaultRates, Faults
 
@@ -55,8 +56,8 @@ async def test_lost_answers_are_reported_then_resubmitted_only_on_request(
 async def test_intent_without_outcome_counts_as_uncertain(make_client, fake, tmp_path):
     # What a SIGKILL between the journal's intent and the server's answer leaves behind.
     body = mjasync.Imagine("killed mid-submit").to_body()
-    key = mjasync.request_key(mjasync.Imagine.route, body)
-    async with mjasync.Journal(tmp_path / "journal.sqlite") as journal:
+    key = request_key(mjasync.Imagine.route, body)
+    async with Journal(tmp_path / "journal.sqlite") as journal:
         await journal.record_intent(key, endpoint=mjasync.Imagine.route, body=body)
     async with make_client() as client:
         summary = await run_batch(client, ["killed mid-submit", "fresh"], out_dir=tmp_path)

@@ -15,8 +15,8 @@ import attrs
 import pytest
 
 import mjasync
-from mjasync import Change, Describe, Edit, Retexture, SwapFace, SwapVideoFace, Video
-from mjasync._requests import upload_body
+from mjasync import Describe, Edit, Retexture, SwapFace, SwapVideoFace, Video
+from mjasync._requests import Change, upload_body
 from mjasync.testing import FakeMidjourney
 from mjasync.testing._sim_images import encode_png
 

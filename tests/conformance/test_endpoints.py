@@ -27,6 +27,7 @@ from mjasync import (
     UnsupportedEndpointError,
     Video,
 )
+from mjasync._requests import Change
 from mjasync.testing import FakeMidjourney, FaultRates, Faults
 from mjasync.testing._sim_images import encode_png
 from sim_clients import fast_client
@@ -273,7 +274,7 @@ async def test_cancel_where_there_is_none(make: Make, accent: str) -> None:
 async def test_reroll_through_change(make: Make, accent: str) -> None:
     _, client = await make(accent)
     grid = await client.imagine("a cat")
-    job = await client.submit(mjasync.Change(grid.id, "REROLL"))
+    job = await client.submit(Change(grid.id, "REROLL"))
     assert (await job.result(timeout=5)).action is mjasync.TaskAction.REROLL
 
 

@@ -11,8 +11,9 @@ import pytest
 from hypothesis import example, given
 
 import mjasync
-from mjasync import Button, ImageRef, Task, TaskAction, TaskStatus
+from mjasync import Button, Task, TaskAction, TaskStatus
 from mjasync._converter import parse_task, parse_task_id
+from mjasync._models import ButtonKind, ImageRef
 
 from .conftest import FUZZ
 from .strategies import ANY_PAYLOAD, task_payloads
@@ -56,7 +57,7 @@ def assert_invariants(task: Task, payload: Mapping[str, Any]) -> None:
         assert button.style is None or type(button.style) is int
         assert button.type is None or type(button.type) is int
         # Derived views are total too: they must not crash on what a server sent.
-        assert isinstance(button.kind, mjasync.ButtonKind)
+        assert isinstance(button.kind, ButtonKind)
         assert isinstance(button.name, str)
         assert button.index in (None, 1, 2, 3, 4)
         assert button.direction in (None, "left", "right", "up", "down")

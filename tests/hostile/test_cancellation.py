@@ -128,5 +128,6 @@ async def test_waiting_for_a_slot_when_the_client_closes_raises_client_closed() 
                 tg.start_soon(second)
                 await wait_until(lambda: client.statistics().modes[0].waiting_for_slot == 1)
                 await client.aclose()
-    assert len(errors) == 1 and isinstance(errors[0], mjasync.ClientClosedError), errors
+    assert len(errors) == 1 and isinstance(errors[0], mjasync.LimiterError), errors
+    assert "closed" in str(errors[0])
     assert len(proxy.created) == 1  # the waiting request was never sent

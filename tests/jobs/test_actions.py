@@ -8,7 +8,8 @@ import zlib
 import pytest
 
 import mjasync
-from mjasync import ButtonKind, TaskAction, TaskStatus
+from mjasync import TaskAction, TaskStatus
+from mjasync._models import ButtonKind
 from mjasync.testing import FakeMidjourney
 
 from .conftest import KEY, fast_client

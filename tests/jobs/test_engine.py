@@ -10,6 +10,7 @@ import anyio
 import pytest
 
 import mjasync
+from mjasync._jobs.limiter import LocalLimiter
 from mjasync.testing import FakeMidjourney
 
 from .conftest import KEY
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.anyio
 @pytest.mark.parametrize(
     ("options", "names"),
     [
-        ({"concurrency": 7, "limiter": mjasync.LocalLimiter(2)}, ("concurrency", "limiter")),
-        ({"concurrency": 3, "limiter": mjasync.LocalLimiter(3)}, ("concurrency", "limiter")),
+        ({"concurrency": 7, "limiter": LocalLimiter(2)}, ("concurrency", "limiter")),
+        ({"concurrency": 3, "limiter": LocalLimiter(3)}, ("concurrency", "limiter")),
         (
             {"poll_interval": 0.5, "poll_settings": mjasync.PollSettings(interval=5.0)},
             ("poll_interval", "poll_settings"),
@@ -47,7 +48,7 @@ def test_each_argument_alone_takes_effect() -> None:
     assert mjasync.Client("http://127.0.0.1:9", KEY, poll_interval=0.5).poll_interval == 0.5
     settings = mjasync.PollSettings(interval=5.0, max_interval=20.0)
     assert mjasync.Client("http://127.0.0.1:9", KEY, poll_settings=settings).poll_interval == 5.0
-    limited = mjasync.Client("http://127.0.0.1:9", KEY, limiter=mjasync.LocalLimiter(2))
+    limited = mjasync.Client("http://127.0.0.1:9", KEY, limiter=LocalLimiter(2))
     assert limited.engine.limiter.limit("fast") == 2
     assert mjasync.Client("http://127.0.0.1:9", KEY, concurrency=7).engine.limiter.limit(None) == 7
 

@@ -131,7 +131,7 @@ async def test_closing_the_client_with_jobs_in_flight(fake, make_client):
     assert len(errors) == 2 and all("closed" in str(e) for e in errors)
     with pytest.raises(RuntimeError, match="closed"):
         await client.submit_imagine("after close")
-    with pytest.raises(mjasync.ClientClosedError):
+    with pytest.raises(mjasync.LimiterError):
         await client.submit(mjasync.Imagine("after close"))
 
 

@@ -50,13 +50,13 @@ def client_for(fake: FakeMidjourney, **options: Any) -> mjasync.Client:
     options.setdefault("concurrency", 10)
     options.setdefault(
         "retry",
-        mjasync.RetryPolicy(max_retries=4, base_delay=0.005, max_delay=0.05, max_retry_after=2.0),
-    )
-    options.setdefault(
-        "refusal_policy",
-        mjasync.RefusalPolicy(
-            backoff=mjasync.RetryPolicy(base_delay=0.01, max_delay=0.05, jitter=0.5),
-            max_wait=60.0,
+        mjasync.RetryPolicy(
+            max_retries=4,
+            base_delay=0.005,
+            max_delay=0.05,
+            max_retry_after=2.0,
+            refusal_max_delay=0.05,
+            refusal_wait=60.0,
         ),
     )
     options.setdefault("timeout", 10.0)

@@ -10,7 +10,6 @@ import pytest
 
 from mjasync import (
     Button,
-    ButtonKind,
     ProtocolError,
     Submission,
     Task,
@@ -24,6 +23,7 @@ from mjasync._converter import (
     parse_task,
     parse_task_id,
 )
+from mjasync._models import ButtonKind
 
 from .conftest import load_fixture
 

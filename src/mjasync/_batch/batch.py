@@ -41,8 +41,16 @@ from .._requests import (
     Shorten,
     Video,
 )
+from .download import (
+    DEFAULT_MAX_BYTES_PER_TASK,
+    DEFAULT_MAX_IMAGES_PER_TASK,
+    DEFAULT_READ_TIMEOUT,
+    ImageHostPolicy,
+    image_session,
+)
 from .files import CountingDownloader
 from .journal import Journal, JournalStore, request_key
+from .lock import DIR_LOCK_NAME, BatchLock, journal_lock_path
 from .runner import PromptSpec, Runner, UnitSpec
 from .types import BatchEvent, BatchSummary
 
@@ -63,6 +71,14 @@ def _buttons(upscale: UpscaleChoice) -> tuple[str, ...]:
     if isinstance(upscale, bool) or not isinstance(upscale, int) or not 1 <= upscale <= 4:
         raise ValueError(f"upscale must be None, 1, 2, 3, 4 or 'all', not {upscale!r}")
     return (f"U{upscale}",)
+
+
+def _check_positive(name: str, value: object, *, number: bool = False) -> None:
+    kinds: tuple[type, ...] = (int, float) if number else (int,)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        raise TypeError(f"{name} must be {'a number' if number else 'an int'}, not {value!r}")
+    if not 0 < value < math.inf:  # type: ignore[operator]
+        raise ValueError(f"{name} must be positive and finite, not {value!r}")
 
 
 def _label(request: Request) -> str:
@@ -160,7 +176,20 @@ class Batch:
             (they may be paid twice). By default they are reported, not resent.
         download_limit: images downloaded at once.
         session: an aiohttp session for the downloads (default: a private one, without the
-            API key, so no CDN ever sees it).
+            API key, so no CDN ever sees it, that checks every address it connects to).
+            With a session of your own, image hosts are resolved and checked before each
+            request instead (see :func:`mjasync._batch.download.image_session`).
+        allow_private_image_hosts: also download from loopback, private, link-local and
+            other non-public addresses. By default only public hosts and the API server's
+            own address (same IP and port) are contacted, and every redirect is checked.
+        image_read_timeout: seconds an image download may go without receiving a byte.
+        max_images_per_task: a task listing more image URLs than this is not downloaded.
+        max_image_bytes_per_task: the bytes all images of one task may add up to.
+
+    The batch holds a lock on its journal (``<journal>.lock``) and its output directory
+    (``.mjasync.lock``) for the whole run: a second batch on either fails at once with
+    :class:`~mjasync.JournalError` (``JournalLockedError``), before it sends anything. The
+    lock ends with the process that holds it, even when that process is killed.
 
     Raises:
         ValueError, TypeError: a bad option or request (before anything is sent).
@@ -189,6 +218,10 @@ class Batch:
         resubmit_uncertain: bool = False,
         download_limit: int = 4,
         session: aiohttp.ClientSession | None = None,
+        allow_private_image_hosts: bool = False,
+        image_read_timeout: float = DEFAULT_READ_TIMEOUT,
+        max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
+        max_image_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
     ) -> None:
         if not isinstance(client, Client):
             raise TypeError(f"client must be a mjasync.Client, not {type(client).__name__}")
@@ -202,6 +235,9 @@ class Batch:
             raise TypeError("download_limit must be an int")
         if download_limit < 1:
             raise ValueError(f"download_limit must be at least 1, not {download_limit}")
+        _check_positive("image_read_timeout", image_read_timeout, number=True)
+        _check_positive("max_images_per_task", max_images_per_task)
+        _check_positive("max_image_bytes_per_task", max_image_bytes_per_task)
         self._client = client
         self._prompts = plan_prompts(client, requests, _buttons(upscale))
         self.out_dir = Path(out_dir)
@@ -211,6 +247,10 @@ class Batch:
         self._resubmit_uncertain = bool(resubmit_uncertain)
         self._download_limit = download_limit
         self._session = session
+        self._allow_private_image_hosts = bool(allow_private_image_hosts)
+        self._image_read_timeout = float(image_read_timeout)
+        self._max_images_per_task = max_images_per_task
+        self._max_image_bytes_per_task = max_image_bytes_per_task
         self._summary: BatchSummary | None = None
         self._started = False
         self._runner: Runner | None = None
@@ -300,13 +340,25 @@ class Batch:
         before = self._client.statistics()
         await anyio.to_thread.run_sync(lambda: self.out_dir.mkdir(parents=True, exist_ok=True))
         async with AsyncExitStack() as stack:
+            # Locked before the journal is read and before anything is sent; released last.
+            await self._lock(stack)
             journal = await self._open_journal(stack)
             downloader = None
             if self._download:
+                policy = ImageHostPolicy(self._allow_private_image_hosts, self._client.base_url)
                 session = self._session
                 if session is None:
-                    session = await stack.enter_async_context(aiohttp.ClientSession())
-                downloader = CountingDownloader(session, self.out_dir, limit=self._download_limit)
+                    session = await stack.enter_async_context(image_session(policy))
+                downloader = CountingDownloader(
+                    session,
+                    self.out_dir,
+                    limit=self._download_limit,
+                    read_timeout=self._image_read_timeout,
+                    allow_private_image_hosts=policy.allow_private,
+                    api_server=policy.api_server,
+                    max_images_per_task=self._max_images_per_task,
+                    max_bytes_per_task=self._max_image_bytes_per_task,
+                )
             runner = self._runner = Runner(
                 self._client,
                 self._prompts,
@@ -341,6 +393,23 @@ class Batch:
         )
         return self._summary
 
+    async def _lock(self, stack: AsyncExitStack) -> None:
+        """Hold the journal's and the output directory's locks until ``stack`` closes."""
+        locks = [BatchLock(self.out_dir / DIR_LOCK_NAME, f"output directory {str(self.out_dir)!r}")]
+        journal = self.journal_path
+        if journal and journal != ":memory:":
+            locks.insert(0, BatchLock(journal_lock_path(journal), f"journal {journal!r}"))
+        for lock in locks:
+            # Registered first: a cancellation delivered once the (uncancellable) thread has
+            # taken the lock must still release it, or it stays held until the process exits.
+            stack.callback(lock.release)
+            await anyio.to_thread.run_sync(self._make_parent, lock.path)
+            await anyio.to_thread.run_sync(lock.acquire)
+
+    @staticmethod
+    def _make_parent(path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
     async def _open_journal(self, stack: AsyncExitStack) -> JournalStore:
         arg = self._journal_arg
         if arg is not None and not isinstance(arg, str | os.PathLike):
@@ -368,6 +437,10 @@ async def run_batch(
     resubmit_uncertain: bool = False,
     on_event: EventHook | None = None,
     download_limit: int = 4,
+    allow_private_image_hosts: bool = False,
+    image_read_timeout: float = DEFAULT_READ_TIMEOUT,
+    max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
+    max_image_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
 ) -> BatchSummary:
     """Run many requests, journaled and downloaded; return the :class:`BatchSummary`.
 
@@ -377,8 +450,12 @@ async def run_batch(
     reached the server without an answer are reported as uncertain, not resent, unless
     ``resubmit_uncertain=True``. See :class:`Batch` for the arguments.
 
+    Only one batch at a time may use a journal or an output directory: a second one
+    raises :class:`~mjasync.JournalError` (``JournalLockedError``) before sending anything.
+
     Raises:
         AuthenticationError: the server refused the key.
+        JournalLockedError: another batch is using the journal or the output directory.
         JournalError: the journal cannot be used.
         ValueError, TypeError: a bad option or request, before anything is sent.
 
@@ -398,5 +475,9 @@ async def run_batch(
         upscale=upscale,
         resubmit_uncertain=resubmit_uncertain,
         download_limit=download_limit,
+        allow_private_image_hosts=allow_private_image_hosts,
+        image_read_timeout=image_read_timeout,
+        max_images_per_task=max_images_per_task,
+        max_image_bytes_per_task=max_image_bytes_per_task,
     )
     return await batch.run(on_event)

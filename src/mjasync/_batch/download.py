@@ -8,17 +8,28 @@ Three rules hold for every file written here:
 * **The bytes are an image.** ``Content-Type`` must be ``image/*``, the first bytes must be a
   PNG, JPEG, WebP or GIF signature, the size is capped while streaming, and a PNG must end
   with its ``IEND`` chunk (a body cut short without a ``Content-Length`` is caught too).
-* **The file is atomic.** Bytes stream into ``NAME.part`` next to the target, are fsynced,
-  and only then renamed onto ``NAME``. A crash leaves at most a ``.part`` file, which is never
-  taken for an image and is replaced by the next attempt. Any failure removes it.
+* **The file is atomic.** Bytes stream into a ``.part`` file of a unique name next to the
+  target (``NAME.<random>.part``: two writers of one name never share it), are fsynced, and
+  only then renamed onto ``NAME``. A crash leaves at most a ``.part`` file, which is never
+  taken for an image (a batch sweeps them when it starts). Any failure removes it.
+
+And the server does not choose where we connect or how much we take:
+
+* **Public hosts only**, unless the image lives on the API server itself or the caller opted
+  in: every address, of every redirect hop, is checked (see :mod:`mjasync._batch.hosts`).
+  Redirects are followed by hand, at most ``max_redirects`` of them.
+* **Bounded work per task**: at most ``max_images_per_task`` URLs and ``max_bytes_per_task``
+  bytes; a body that goes quiet for ``read_timeout`` seconds fails the download.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
 import re
+import secrets
 import stat
 import unicodedata
 from io import BytesIO
@@ -30,20 +41,36 @@ import anyio.to_thread
 import attrs
 from yarl import URL
 
-from .._errors import DownloadError
+from .._errors import DownloadError, DownloadRefusedError
 from .._models import Task, TaskAction
 from .._validation import sniff_image_type
 from .crashpoints import crash_point
+from .hosts import (
+    OPT_IN_HINT,
+    AddressGate,
+    AddressRefused,
+    GuardedConnector,
+    ImageHostPolicy,
+    image_session,
+)
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_BYTES_PER_TASK",
+    "DEFAULT_MAX_IMAGES_PER_TASK",
+    "DEFAULT_MAX_REDIRECTS",
+    "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "DownloadError",
+    "DownloadRefusedError",
     "DownloadResult",
     "Downloader",
+    "ImageHostPolicy",
     "contained_path",
     "download_image",
+    "expects_image",
     "image_kind",
+    "image_session",
     "image_suffix",
     "safe_filename",
     "split_grid",
@@ -54,6 +81,15 @@ __all__ = [
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 #: Seconds one download may take from request to last byte, by default.
 DEFAULT_TIMEOUT = 300.0
+#: Seconds a download may go without receiving a byte, by default (a stalled CDN, a tarpit).
+DEFAULT_READ_TIMEOUT = 30.0
+#: Redirects followed per image, by default (CDNs use one or two).
+DEFAULT_MAX_REDIRECTS = 5
+#: Image URLs one task may list, by default: a grid and its four parts is 5; no real server
+#: lists dozens. A task listing more fails without downloading any.
+DEFAULT_MAX_IMAGES_PER_TASK = 16
+#: Bytes all images of one task may add up to, by default (its files already on disk count).
+DEFAULT_MAX_BYTES_PER_TASK = 256 * 1024 * 1024
 
 PART_SUFFIX = ".part"
 _CHUNK = 64 * 1024
@@ -82,7 +118,13 @@ _RESERVED = frozenset(
 _NOT_GRIDS = frozenset(
     {TaskAction.UPSCALE, TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.VIDEO}
 )
+# Actions whose result is text (describe, shorten), a video, or not known to us: a SUCCESS
+# without an image URL is complete for them.
+_NO_IMAGE_EXPECTED = frozenset(
+    {TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.VIDEO, TaskAction.UNKNOWN}
+)
 _PNG_END = b"IEND\xaeB`\x82"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @attrs.frozen(slots=True)
@@ -288,16 +330,23 @@ def _unlink_quietly(path: Path) -> None:
 
 
 class _PartFile:
-    """The ``.part`` file being written. Every method runs in a worker thread."""
+    """A ``.part`` file of a fresh, unique name beside ``dest``. Every method runs in a thread."""
 
-    def __init__(self, part: Path) -> None:
-        self.part = part
-        # Remove a leftover first (a resume), then create exclusively without following
-        # symlinks: whatever sits at the .part name, we never write through it.
-        _unlink_quietly(part)
+    def __init__(self, dest: Path) -> None:
+        # Created exclusively and without following symlinks: whatever sits at a .part name,
+        # we never write through it. The random name means two writers of the same image (two
+        # processes, two downloaders) each get their own file and cannot rename the other's
+        # half-written bytes into place.
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
         flags |= getattr(os, "O_BINARY", 0)
-        fd = os.open(part, flags, 0o644)
+        while True:
+            part = dest.with_name(f"{dest.name}.{secrets.token_hex(6)}{PART_SUFFIX}")
+            try:
+                fd = os.open(part, flags, 0o644)
+            except FileExistsError:  # 48 random bits taken: astronomically rare, try again
+                continue
+            break
+        self.part = part
         self.file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
@@ -318,15 +367,31 @@ class _PartFile:
             _unlink_quietly(self.part)
 
 
-def _part_path(dest: Path) -> Path:
-    return dest.with_name(dest.name + PART_SUFFIX)
+class _TaskBudget:
+    """Bytes the images of one task may still add up to (shared by its concurrent downloads)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+
+    @property
+    def left(self) -> int:
+        return self.limit - self.used
+
+    def take(self, size: int) -> bool:
+        """Count ``size`` more bytes; ``False`` once the total is over the limit."""
+        self.used += size
+        return self.used <= self.limit
 
 
-def _check_skip(dest: Path) -> int:
-    size = _existing_size(dest)
-    if size:
-        _unlink_quietly(_part_path(dest))  # a stale partial next to a complete file
-    return size
+def _parse_http_url(url: str) -> URL:
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError) as exc:
+        raise DownloadError("malformed URL", url=str(url)) from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise DownloadError(f"unsupported URL scheme {parsed.scheme!r}", url=url)
+    return parsed
 
 
 async def download_image(
@@ -336,14 +401,24 @@ async def download_image(
     *,
     max_bytes: int = DEFAULT_MAX_BYTES,
     timeout: float = DEFAULT_TIMEOUT,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     allow_untyped: bool = False,
+    allow_private_image_hosts: bool = False,
+    api_server: str | None = None,
+    max_redirects: int = DEFAULT_MAX_REDIRECTS,
 ) -> DownloadResult:
     """Stream the image at ``url`` into ``dest`` atomically.
 
     Skips the request when ``dest`` already exists as a non-empty regular file. Otherwise
-    streams into ``dest + ".part"`` (replacing any leftover), checks media type, signature,
-    size and completeness, fsyncs, and renames onto ``dest``. The caller chooses ``dest``
-    (see :func:`task_image_filename`, :func:`contained_path`); its directory must exist.
+    streams into a unique ``.part`` file beside it, checks media type, signature, size and
+    completeness, fsyncs, and renames onto ``dest``. The caller chooses ``dest`` (see
+    :func:`task_image_filename`, :func:`contained_path`); its directory must exist.
+
+    Only public addresses are contacted, plus the API server's own IP and port
+    (``api_server``), unless ``allow_private_image_hosts`` (see :mod:`mjasync._batch.hosts`).
+    With a session from :func:`image_session` every connection is checked on the addresses
+    it actually uses; with another session, hosts are resolved and checked before each
+    request (a name that changes its answer in between is not caught).
 
     Args:
         session: the aiohttp session to use (its auth headers are not needed for CDNs, but
@@ -352,36 +427,105 @@ async def download_image(
         dest: the final file path.
         max_bytes: refuse bodies larger than this (checked on ``Content-Length`` and while
             streaming).
-        timeout: seconds for the whole download.
+        timeout: seconds for the whole download, redirects included.
+        read_timeout: seconds the body may go without a byte arriving.
         allow_untyped: also accept a missing or ``application/octet-stream`` media type when
             the bytes prove to be an image (some storage buckets serve images that way).
+        allow_private_image_hosts: also contact loopback, private, link-local, ... addresses.
+        api_server: the API's base URL; its own IP and port are allowed even when private.
+        max_redirects: redirects followed before giving up.
 
     Raises:
+        DownloadRefusedError: the URL or a redirect leads to a refused address, or there
+            are more than ``max_redirects`` redirects. Nothing was sent there.
         DownloadError: HTTP error, wrong media type, not an image, too large, cut short,
             timeout, connection or disk error. No ``.part`` file remains.
     """
-    dest_path = Path(dest)
-    try:
-        parsed = URL(url)
-    except (TypeError, ValueError) as exc:
-        raise DownloadError("malformed URL", url=str(url)) from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise DownloadError(f"unsupported URL scheme {parsed.scheme!r}", url=url)
+    gate = _gate_for(session, ImageHostPolicy(allow_private_image_hosts, api_server))
+    return await _download(
+        session,
+        url,
+        Path(dest),
+        _Limits(
+            max_bytes=max_bytes,
+            timeout=timeout,
+            read_timeout=read_timeout,
+            max_redirects=max_redirects,
+            allow_untyped=allow_untyped,
+        ),
+        gate,
+        None,
+    )
 
-    existing = await anyio.to_thread.run_sync(_check_skip, dest_path)
+
+def _gate_for(session: aiohttp.ClientSession, policy: ImageHostPolicy) -> _Gate:
+    """The checks a download through ``session`` needs before each request."""
+    connector = session.connector
+    if isinstance(connector, GuardedConnector) and connector.gate.policy == policy:
+        # The connector checks every resolved address itself: only IP literals (which
+        # aiohttp never resolves) are left to check before the request.
+        return _Gate(connector.gate, resolve_names=False)
+    return _Gate(AddressGate(policy), resolve_names=True)
+
+
+@attrs.frozen(slots=True)
+class _Gate:
+    gate: AddressGate
+    resolve_names: bool
+
+
+@attrs.frozen(slots=True)
+class _Limits:
+    max_bytes: int = DEFAULT_MAX_BYTES
+    timeout: float = DEFAULT_TIMEOUT
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+    max_redirects: int = DEFAULT_MAX_REDIRECTS
+    allow_untyped: bool = False
+
+
+async def _download(
+    session: aiohttp.ClientSession,
+    url: str,
+    dest: Path,
+    limits: _Limits,
+    gate: _Gate,
+    budget: _TaskBudget | None,
+) -> DownloadResult:
+    current = first = _parse_http_url(url)
+    existing = await anyio.to_thread.run_sync(_existing_size, dest)
     if existing:
-        return DownloadResult(url=url, path=dest_path, skipped=True, size=existing)
+        if budget is not None and not budget.take(existing):
+            raise DownloadError(f"the task's images exceed {budget.limit} bytes in all", url=url)
+        return DownloadResult(url=url, path=dest, skipped=True, size=existing)
 
-    transfer = _Transfer(url, dest_path, max_bytes=max_bytes, allow_untyped=allow_untyped)
+    transfer = _Transfer(url, dest, limits=limits, budget=budget)
+    deadline = anyio.current_time() + limits.timeout
     try:
-        async with session.get(
-            url, timeout=aiohttp.ClientTimeout(total=timeout), allow_redirects=True
-        ) as resp:
-            return await transfer.receive(resp)
+        for _hop in range(limits.max_redirects + 1):
+            await gate.gate.check_url(current, resolve_names=gate.resolve_names)
+            # One deadline for all hops; aiohttp raises TimeoutError once it has passed.
+            remaining = max(deadline - anyio.current_time(), 0.001)
+            client_timeout = aiohttp.ClientTimeout(total=remaining, sock_read=limits.read_timeout)
+            async with session.get(current, timeout=client_timeout, allow_redirects=False) as resp:
+                if resp.status in _REDIRECTS:
+                    current = transfer.next_hop(resp)
+                    continue
+                return await transfer.receive(resp)
+        raise DownloadRefusedError(f"more than {limits.max_redirects} redirects", url=url)
     except DownloadError:
         raise
+    except AddressRefused as exc:
+        raise _refused(exc, url, current if current is not first else None) from exc
+    except aiohttp.ClientConnectorError as exc:
+        if isinstance(exc.os_error, AddressRefused):  # refused by the guarded resolver
+            raise _refused(exc.os_error, url, current if current is not first else None) from exc
+        raise DownloadError(f"connection failed: {exc}", url=url) from exc
+    except aiohttp.SocketTimeoutError as exc:
+        raise DownloadError(
+            f"no data for {limits.read_timeout:g}s (read timeout)", url=url
+        ) from exc
     except TimeoutError as exc:
-        raise DownloadError(f"timed out after {timeout:g}s", url=url) from exc
+        raise DownloadError(f"timed out after {limits.timeout:g}s", url=url) from exc
     except aiohttp.ClientPayloadError as exc:
         raise DownloadError(f"body cut short ({exc})", url=url) from exc
     except aiohttp.ClientResponseError as exc:
@@ -391,26 +535,51 @@ async def download_image(
     except aiohttp.ClientError as exc:
         raise DownloadError(f"connection failed: {exc}", url=url) from exc
     except OSError as exc:
-        raise DownloadError(f"cannot write {dest_path.name}: {exc}", url=url) from exc
+        raise DownloadError(f"cannot write {dest.name}: {exc}", url=url) from exc
     finally:
         # Runs on errors and on cancellation alike: no partial file outlives the call.
         with anyio.CancelScope(shield=True):
             await transfer.discard()
 
 
+def _refused(error: AddressRefused, url: str, hop: URL | None) -> DownloadRefusedError:
+    # A redirect is named by its origin only: its path and query may hold tokens.
+    where = f"redirect to {hop.origin()} refused" if hop is not None else "refused"
+    return DownloadRefusedError(f"{where}: {error.reason}; {OPT_IN_HINT}", url=url)
+
+
 class _Transfer:
     """One response being checked and streamed into its ``.part`` file."""
 
-    def __init__(self, url: str, dest: Path, *, max_bytes: int, allow_untyped: bool) -> None:
+    def __init__(
+        self, url: str, dest: Path, *, limits: _Limits, budget: _TaskBudget | None
+    ) -> None:
         self.url = url
         self.dest = dest
-        self.max_bytes = max_bytes
-        self.allow_untyped = allow_untyped
+        self.max_bytes = limits.max_bytes
+        self.allow_untyped = limits.allow_untyped
+        self.budget = budget
         self.status: int | None = None
         self.part: _PartFile | None = None
 
     def fail(self, reason: str) -> DownloadError:
         return DownloadError(reason, url=self.url, http_status=self.status)
+
+    def next_hop(self, resp: aiohttp.ClientResponse) -> URL:
+        """Where a redirect leads (checked like the first URL before it is requested)."""
+        self.status = resp.status
+        location = resp.headers.get(aiohttp.hdrs.LOCATION)
+        if not location:
+            raise self.fail(f"HTTP {resp.status} redirect without a Location")
+        try:
+            target = resp.url.join(URL(location))
+        except (TypeError, ValueError) as exc:
+            raise self.fail(f"HTTP {resp.status} redirect to a malformed URL") from exc
+        if target.scheme not in ("http", "https") or not target.host:
+            raise DownloadRefusedError(
+                f"redirect to unsupported URL scheme {target.scheme!r}", url=self.url
+            )
+        return target
 
     def check_headers(self, resp: aiohttp.ClientResponse) -> str:
         """Refuse a response by its status and headers alone; returns the media type."""
@@ -425,6 +594,8 @@ class _Transfer:
         declared = resp.content_length
         if declared is not None and declared > self.max_bytes:
             raise self.fail(f"image is {declared} bytes, over the {self.max_bytes}-byte limit")
+        if declared is not None and self.budget is not None and declared > self.budget.left:
+            raise self.fail(f"the task's images exceed {self.budget.limit} bytes in all")
         return media
 
     def require_image(self, head: bytes) -> str:
@@ -435,7 +606,7 @@ class _Transfer:
 
     async def receive(self, resp: aiohttp.ClientResponse) -> DownloadResult:
         media = self.check_headers(resp)
-        self.part = part = await anyio.to_thread.run_sync(_PartFile, _part_path(self.dest))
+        self.part = part = await anyio.to_thread.run_sync(_PartFile, self.dest)
         digest = hashlib.sha256()
         head = tail = b""
         kind: str | None = None
@@ -445,6 +616,8 @@ class _Transfer:
             size += len(chunk)
             if size > self.max_bytes:
                 raise self.fail(f"image exceeds the {self.max_bytes}-byte limit")
+            if self.budget is not None and not self.budget.take(len(chunk)):
+                raise self.fail(f"the task's images exceed {self.budget.limit} bytes in all")
             if kind is None:
                 head = (head + chunk)[:16]
                 if len(head) >= 12:
@@ -487,7 +660,7 @@ class _Transfer:
 
 
 def _write_atomic(dest: Path, data: bytes) -> None:
-    part = _PartFile(_part_path(dest))
+    part = _PartFile(dest)
     try:
         part.write(data)
         part.commit(dest)
@@ -541,14 +714,57 @@ def split_grid(path: str | os.PathLike[str]) -> list[Path]:
 # --------------------------------------------------------------------------- downloader
 
 
+def expects_image(task: Task) -> bool:
+    """Whether a succeeded ``task`` should have at least one image. Pure.
+
+    Text results (describe, shorten), videos and actions unknown to mjasync need none.
+    """
+    return task.action not in _NO_IMAGE_EXPECTED
+
+
+def task_image_urls(task: Task) -> list[tuple[str, str]]:
+    """``(url, file name)`` of every distinct image of ``task``: ``image_url`` first. Pure."""
+    jobs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    if task.image_url:
+        seen.add(task.image_url)
+        jobs.append((task.image_url, task_image_filename(task.id, task.prompt, task.image_url)))
+    for number, ref in enumerate(task.image_urls, start=1):
+        if ref.url and ref.url not in seen:
+            seen.add(ref.url)
+            jobs.append((ref.url, task_image_filename(task.id, task.prompt, ref.url, index=number)))
+    return jobs
+
+
+def _positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive int, not {value!r}")
+
+
+def _positive_seconds(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
 class Downloader:
     """Downloads task images into one directory, a bounded number at a time.
 
     Args:
-        session: the aiohttp session to download with.
+        session: the aiohttp session to download with. One from :func:`image_session` with
+            the same policy checks every address it connects to; with any other session,
+            hosts are resolved and checked before each request.
         out_dir: where images go (created on first use). Nothing is written anywhere else.
         limit: downloads in flight at once.
-        max_bytes, timeout, allow_untyped: passed to :func:`download_image`.
+        max_bytes, timeout, read_timeout, allow_untyped, max_redirects: per image, as for
+            :func:`download_image`.
+        allow_private_image_hosts, api_server: which hosts may be contacted, as for
+            :func:`download_image`.
+        max_images_per_task: a task listing more image URLs fails without any download.
+        max_bytes_per_task: the bytes all images of one task may add up to.
+
+    Raises:
+        ValueError: a limit is not positive.
+        TypeError: ``session`` is not an aiohttp session.
 
     Example:
         >>> async def save(session, task):
@@ -564,14 +780,27 @@ class Downloader:
         limit: int = 4,
         max_bytes: int = DEFAULT_MAX_BYTES,
         timeout: float = DEFAULT_TIMEOUT,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         allow_untyped: bool = False,
+        allow_private_image_hosts: bool = False,
+        api_server: str | None = None,
+        max_redirects: int = DEFAULT_MAX_REDIRECTS,
+        max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
+        max_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
     ) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be a positive int, not {limit!r}")
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1:
-            raise ValueError(f"max_bytes must be a positive int, not {max_bytes!r}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
+        for name, value in (
+            ("limit", limit),
+            ("max_bytes", max_bytes),
+            ("max_images_per_task", max_images_per_task),
+            ("max_bytes_per_task", max_bytes_per_task),
+        ):
+            _positive_int(name, value)
+        if isinstance(max_redirects, bool) or not isinstance(max_redirects, int):
+            raise TypeError(f"max_redirects must be an int, not {type(max_redirects).__name__}")
+        if max_redirects < 0:
+            raise ValueError(f"max_redirects must be an int >= 0, not {max_redirects!r}")
+        _positive_seconds("timeout", timeout)
+        _positive_seconds("read_timeout", read_timeout)
         if not isinstance(session, aiohttp.ClientSession):
             raise TypeError(
                 f"session must be an aiohttp.ClientSession, not {type(session).__name__}"
@@ -579,11 +808,19 @@ class Downloader:
         self._session = session
         self._out_dir = Path(out_dir)
         self._limiter = anyio.CapacityLimiter(limit)
-        self._max_bytes = max_bytes
-        self._timeout = timeout
-        self._allow_untyped = allow_untyped
+        self._limits = _Limits(
+            max_bytes=max_bytes,
+            timeout=timeout,
+            read_timeout=read_timeout,
+            max_redirects=max_redirects,
+            allow_untyped=allow_untyped,
+        )
+        policy = ImageHostPolicy(bool(allow_private_image_hosts), api_server)
+        self._gate = _gate_for(session, policy)
+        self._max_images_per_task = max_images_per_task
+        self._max_bytes_per_task = max_bytes_per_task
         self._dir_ready = False
-        # Two requests for the same file (a task listed twice) must not race on one .part.
+        # Two requests for the same file (a task listed twice) must not race on one name.
         self._file_locks: dict[Path, anyio.Lock] = {}
 
     @property
@@ -603,19 +840,17 @@ class Downloader:
             ValueError: ``name`` would leave the output directory.
             DownloadError: see :func:`download_image`.
         """
+        return await self._download_counted(url, name, None)
+
+    async def _download_counted(
+        self, url: str, name: str, budget: _TaskBudget | None
+    ) -> DownloadResult:
         if not self._dir_ready:
             await anyio.to_thread.run_sync(self._make_dir)
         dest = await anyio.to_thread.run_sync(contained_path, self._out_dir, name)
         lock = self._file_locks.setdefault(dest, anyio.Lock())
         async with lock, self._limiter:
-            return await download_image(
-                self._session,
-                url,
-                dest,
-                max_bytes=self._max_bytes,
-                timeout=self._timeout,
-                allow_untyped=self._allow_untyped,
-            )
+            return await _download(self._session, url, dest, self._limits, self._gate, budget)
 
     def _make_dir(self) -> None:
         self._out_dir.mkdir(parents=True, exist_ok=True)
@@ -627,32 +862,36 @@ class Downloader:
         Names come from :func:`task_image_filename` (``image_url`` without an index, the
         entries of ``image_urls`` numbered from 1). With ``split=True`` the main image is
         also cut into four parts (:func:`split_grid`) unless the task is an upscale (or
-        otherwise not a grid). Files already present are not fetched again.
+        otherwise not a grid). Files already present are not fetched again (their bytes
+        still count towards ``max_bytes_per_task``).
 
         Returns:
             The paths, main image first, then its split parts, then the other images.
 
         Raises:
-            DownloadError: the first download that failed (the others still complete).
+            DownloadError: the task lists more than ``max_images_per_task`` images, or none
+                although its action makes images (:func:`expects_image`), or the first
+                download that failed (the others still complete).
             ImportError: ``split=True`` without Pillow.
         """
-        jobs: list[tuple[str, str]] = []
-        seen: set[str] = set()
-        if task.image_url:
-            seen.add(task.image_url)
-            jobs.append((task.image_url, task_image_filename(task.id, task.prompt, task.image_url)))
-        for number, ref in enumerate(task.image_urls, start=1):
-            if ref.url and ref.url not in seen:
-                seen.add(ref.url)
-                jobs.append(
-                    (ref.url, task_image_filename(task.id, task.prompt, ref.url, index=number))
-                )
+        jobs = task_image_urls(task)
+        if not jobs and expects_image(task):
+            raise DownloadError(
+                f"task {task.id} succeeded without an image URL", url=task.image_url or ""
+            )
+        if len(jobs) > self._max_images_per_task:
+            raise DownloadError(
+                f"task {task.id} lists {len(jobs)} images, over the limit of "
+                f"{self._max_images_per_task} per task (nothing was downloaded)",
+                url=jobs[0][0],
+            )
+        budget = _TaskBudget(self._max_bytes_per_task)
         results: list[DownloadResult | None] = [None] * len(jobs)
         errors: list[DownloadError] = []
 
         async def one(i: int, url: str, name: str) -> None:
             try:
-                results[i] = await self.download(url, name)
+                results[i] = await self._download_counted(url, name, budget)
             except DownloadError as exc:
                 errors.append(exc)
             except ValueError as exc:

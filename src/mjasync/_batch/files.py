@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .download import Downloader, DownloadResult
+from .download import Downloader, DownloadResult, _TaskBudget
 
 __all__ = ["CountingDownloader", "missing_files", "relative_names", "sweep_parts"]
 
@@ -17,21 +18,29 @@ class CountingDownloader(Downloader):
 
     fetched: int = 0
 
-    async def download(self, url: str, name: str) -> DownloadResult:
-        result = await super().download(url, name)
+    async def _download_counted(
+        self, url: str, name: str, budget: _TaskBudget | None
+    ) -> DownloadResult:
+        # Every download, single or of a task, goes through here.
+        result = await super()._download_counted(url, name, budget)
         if not result.skipped:
             self.fetched += 1
         return result
 
 
+_REPORT_TEMP = re.compile(r"^\.(?:manifest\.jsonl|index\.html)\.[0-9a-f]+\.tmp$")
+
+
 def sweep_parts(out_dir: Path) -> None:
-    """Remove leftover ``*.part`` files directly in ``out_dir`` (blocking)."""
-    # A previous run killed mid-download leaves NAME.part files. They are never read as
-    # images and the next download of NAME replaces them, but a file that will not be
-    # downloaded again would linger and look like output. One batch owns its directory.
+    """Remove leftover ``*.part`` and report temp files directly in ``out_dir`` (blocking)."""
+    # A previous run killed mid-download leaves NAME.<random>.part files (mid-report:
+    # .manifest.jsonl.<random>.tmp). They are never read as output, but every attempt uses a
+    # fresh name, so nothing else would ever remove them. Only the batch holding the
+    # directory's lock calls this: no other writer's file can be swept away.
     with contextlib.suppress(FileNotFoundError):
         for entry in os.scandir(out_dir):
-            if entry.name.endswith(".part") and entry.is_file(follow_symlinks=False):
+            leftover = entry.name.endswith(".part") or _REPORT_TEMP.match(entry.name)
+            if leftover and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
                     os.unlink(entry.path)
 

@@ -11,6 +11,7 @@ import contextlib
 import html
 import json
 import os
+import secrets
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -22,18 +23,32 @@ __all__ = ["render_index", "render_manifest", "write_atomic"]
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
 
 
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new file beside ``path`` with a name nobody else uses: ``.NAME.<random>.tmp``."""
+    # Exclusive and not through a symlink; a fixed name would let two writers (two threads,
+    # or a second process) rename or delete each other's temporary file.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    while True:
+        temp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+        try:
+            return temp, os.open(temp, flags, 0o644)
+        except FileExistsError:  # 48 random bits taken: astronomically rare, try again
+            continue
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` (UTF-8) in one rename. Blocking: run it in a thread."""
-    part = path.with_name(f".{path.name}.tmp")
+    temp, fd = _create_temp(path)
     try:
-        with open(part, "w", encoding="utf-8", newline="\n") as file:
+        with open(fd, "w", encoding="utf-8", newline="\n") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(part, path)
+        os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
-            os.unlink(part)
+            os.unlink(temp)
         raise
 
 

@@ -45,6 +45,7 @@ from .._models import Task, TaskStatus
 from .._requests import Action, Request
 from .._validation import check_task_id
 from .crashpoints import crash_point
+from .download import expects_image, task_image_urls
 from .files import CountingDownloader, missing_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
@@ -352,7 +353,7 @@ class Runner:
             if bucket == "download":
                 assert entry is not None
                 self.skipped += 1
-                task = _stored_task(entry) or await self._fetch(unit)
+                task = await self._succeeded_task(unit, entry)
                 if task is None:
                     await self._settle(
                         unit, BatchOutcome.FAILED, error="the finished task is unreadable"
@@ -475,10 +476,34 @@ class Runner:
         await self._event(unit, BatchEventKind.SUCCEEDED, job)
         return await self._collect(unit, task)
 
+    async def _succeeded_task(self, unit: _Unit, entry: JournalEntry) -> Task | None:
+        """The task of a request that succeeded earlier but has no files recorded yet.
+
+        The stored payload when it has the image(s); otherwise the server is asked again —
+        a task that reported SUCCESS before its image URL was filled in may have it now.
+        """
+        task = _stored_task(entry)
+        if task is not None and (task_image_urls(task) or not expects_image(task)):
+            return task
+        fresh = await self._fetch(unit)
+        if fresh is None or fresh.status is not TaskStatus.SUCCESS:
+            return task or fresh
+        await self._journal.record_terminal(unit.spec.key, fresh.status, task_json=fresh.raw)
+        return fresh
+
     async def _collect(self, unit: _Unit, task: Task, *, earlier: bool = False) -> Task | None:
-        """Download a succeeded task's images and mark the request DONE."""
+        """Download a succeeded task's images and mark the request DONE.
+
+        A task whose action makes images but that came without any image URL is not done:
+        it fails for this run and stays SUCCEEDED in the journal, so a rerun asks the server
+        again and downloads then.
+        """
         unit.task_id, unit.status = task.id, task.status
         files: tuple[str, ...] = ()
+        if expects_image(task) and not task_image_urls(task):
+            error = f"task {task.id} succeeded without an image URL; a rerun asks again"
+            await self._settle(unit, BatchOutcome.FAILED, error=error, earlier=earlier)
+            return None
         if self._downloader is not None:
             try:
                 paths = await self._downloader.fetch_task_images(task, split=self._split)
@@ -511,6 +536,7 @@ class Runner:
                 or await anyio.to_thread.run_sync(missing_files, self._out_dir, entry.files)
             )
         ):
+            task = await self._succeeded_task(unit, entry) or task
             return await self._collect(unit, task, earlier=True)
         await self._settle(unit, BatchOutcome.SUCCEEDED, files=entry.files, earlier=True)
         return task

@@ -34,7 +34,7 @@ from .._models import Task, TaskStatus
 from .._requests import Imagine, Request
 from .._validation import DEFAULT_MAX_IMAGE_BYTES, ImageInput, check_task_id, check_timeout
 from .._wire.api import WireAPI
-from .._wire.retry import RefusalPolicy, RetryPolicy
+from .._wire.retry import RetryPolicy
 from .._wire.transport import AuthScheme, Transport
 from .buttons import ButtonCalls
 from .config import DEFAULT, ClientConfig, Default, PushSource
@@ -64,14 +64,14 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
         timeout: seconds for one HTTP request.
         max_retries: retries of one request (default 3). Not with ``retry``.
         session: your own ``aiohttp.ClientSession`` (not closed by the client).
-        retry: a full :class:`RetryPolicy`.
+        retry: a full :class:`RetryPolicy` (retries of one request, and how long a job the
+            server refused as busy keeps being resent: ``refusal_wait``, 15 minutes).
         limiter: a shared in-flight budget (e.g. ``RedisLimiter``); default in-process.
         max_image_bytes: the cap on one input image.
         list_batch_size: task ids per ``list-by-condition`` request.
         image_seed_timeout: seconds to wait for ``image_seed`` (the server may be slow).
         stall_timeout: seconds without any change before a job fails with
             :class:`TaskStalledError` (default 900). Not with ``poll_settings``.
-        refusal_policy: how long queue-full refusals are waited out (:class:`RefusalPolicy`).
         poll_settings: full pacing control (:class:`PollSettings`).
         webhook: a :class:`WebhookReceiver`: every submit then carries its ``notifyHook`` and
             pushed task changes feed the same events as polling (which stays on as fallback).
@@ -106,7 +106,6 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
         list_batch_size: int = 200,
         image_seed_timeout: float = 120.0,
         stall_timeout: float | None = None,
-        refusal_policy: RefusalPolicy | None = None,
         poll_settings: PollSettings | None = None,
         webhook: PushSource | None = None,
     ) -> None:
@@ -121,7 +120,6 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
             poll_settings=poll_settings,
             max_retries=max_retries,
             retry=retry,
-            refusal_policy=refusal_policy,
             timeout=timeout,
             image_seed_timeout=image_seed_timeout,
             max_image_bytes=max_image_bytes,
@@ -142,7 +140,7 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
             session=session,
         )
         self._api = WireAPI(self._transport, config.retry, list_batch_size=list_batch_size)
-        self._engine = JobEngine(self._api, config.limiter, config.poll, config.refusals)
+        self._engine = JobEngine(self._api, config.limiter, config.poll, config.retry)
         self._webhook = webhook
         self._task_group: anyio.abc.TaskGroup | None = None
         self._legacy_change_modes = set()

@@ -18,7 +18,7 @@ from .._jobs.limiter import Limiter, LocalLimiter
 from .._jobs.pacing import PollSettings
 from .._validation import check_seconds
 from .._wire.modes import check_mode
-from .._wire.retry import RefusalPolicy, RetryPolicy
+from .._wire.retry import RetryPolicy
 
 __all__ = ["DEFAULT", "ClientConfig", "Default", "PushSource", "env"]
 
@@ -68,7 +68,6 @@ class ClientConfig:
     mode: str | None
     limiter: Limiter
     retry: RetryPolicy
-    refusals: RefusalPolicy
     poll: PollSettings
     timeout: float
     image_seed_timeout: float
@@ -89,7 +88,6 @@ class ClientConfig:
         poll_settings: PollSettings | None,
         max_retries: int | None,
         retry: RetryPolicy | None,
-        refusal_policy: RefusalPolicy | None,
         timeout: float,
         image_seed_timeout: float,
         max_image_bytes: int,
@@ -114,7 +112,6 @@ class ClientConfig:
         _check_option("session", session, aiohttp.ClientSession)
         _check_option("retry", retry, RetryPolicy)
         _check_option("limiter", limiter, Limiter)
-        _check_option("refusal_policy", refusal_policy, RefusalPolicy)
         _check_option("poll_settings", poll_settings, PollSettings)
         if webhook is not None and not _is_push_source(webhook):
             raise TypeError(
@@ -157,7 +154,6 @@ class ClientConfig:
             mode=check_mode(mode),
             limiter=limiter,
             retry=retry,
-            refusals=refusal_policy or RefusalPolicy(),
             poll=poll_settings,
             timeout=check_seconds(timeout, "timeout"),
             image_seed_timeout=check_seconds(image_seed_timeout, "image_seed_timeout"),

@@ -49,7 +49,7 @@ from .._errors import (
 from .._models import Submission, Task, TaskAction, TaskStatus
 from .._wire.api import WireAPI
 from .._wire.modes import mode_key
-from .._wire.retry import RefusalPolicy, backoff_delay
+from .._wire.retry import RetryPolicy, refusal_delay
 from .background import BackgroundTasks
 from .events import ProgressEvent, is_advance
 from .job import Job
@@ -113,7 +113,7 @@ class JobEngine:
         api: the wire API (submits, polls, cancels).
         limiter: the in-flight budget.
         settings: poll pacing.
-        refusals: how long queue-full refusals are waited out.
+        retry: how long queue-full refusals are waited out (``refusal_wait``), and how.
         posts_at_once: submits in flight at once for callers outside a submitter pool.
     """
 
@@ -122,7 +122,7 @@ class JobEngine:
         api: WireAPI,
         limiter: Limiter,
         settings: PollSettings,
-        refusals: RefusalPolicy,
+        retry: RetryPolicy,
         *,
         posts_at_once: int = POSTS_AT_ONCE,
         random: Callable[[], float] = random.random,
@@ -130,7 +130,7 @@ class JobEngine:
         self.api = api
         self.limiter = limiter
         self.settings = settings
-        self.refusals = refusals
+        self.retry = retry
         self.counters = EngineCounters()
         self._random = random
         self._posts = anyio.Semaphore(posts_at_once)
@@ -369,10 +369,11 @@ class JobEngine:
                 self.counters.refusals += 1
                 await self.limiter.feedback(mode, "refused")
                 attempt += 1
-                delay = refusal.retry_after
+                waited = _now() - started
+                delay = refusal_delay(
+                    attempt, self.retry, refusal.retry_after, waited, self._random
+                )
                 if delay is None:
-                    delay = backoff_delay(attempt, self.refusals.backoff, self._random)
-                if _now() - started + delay > self.refusals.max_wait:
                     raise
                 log.info(
                     "submit %s refused (%s); resubmitting in %.2fs (attempt %d)",

@@ -2,9 +2,9 @@
 
 Reads (fetch, list, image-seed) are idempotent and retry on 408/429/5xx, resets, timeouts and
 unreadable bodies. Submits are paid: they retry only when the server provably did not take the
-job (the connection never opened, HTTP 429, queue full). :class:`RetryPolicy` says how hard to
-retry one request; :class:`RefusalPolicy` how long a job refused as queue-full is resent.
-Everything here is free of I/O so the tests can call it directly.
+job (the connection never opened, HTTP 429, queue full). One :class:`RetryPolicy` says how
+hard to retry a request, and how long a job the server refused as queue-full keeps being
+resent. Everything here is free of I/O so the tests can call it directly.
 """
 
 from __future__ import annotations
@@ -28,11 +28,11 @@ from .._errors import (
 )
 
 __all__ = [
-    "RefusalPolicy",
     "RetryPolicy",
     "backoff_delay",
     "is_retryable",
     "parse_retry_after",
+    "refusal_delay",
     "retry_delay",
 ]
 
@@ -41,16 +41,25 @@ RequestKind = Literal["read", "submit"]
 
 @attrs.frozen(slots=True)
 class RetryPolicy:
-    """How hard to retry one request.
+    """How hard to retry: one request that failed, and a job the server refused as busy.
 
     Args:
-        max_retries: retries after the first attempt (0 disables retrying).
+        max_retries: retries of one request after the first attempt (0 disables retrying).
         base_delay: the first backoff, in seconds; doubled each attempt.
         max_delay: the cap on a computed backoff.
         jitter: the fraction of each backoff that is randomised (0-1), so that many clients
             refused at once do not all come back at once.
         max_retry_after: the most we honour of a server's ``Retry-After``; a larger value means
             the error is raised instead of sleeping that long.
+        refusal_wait: seconds a job refused as queue-full (or rate-limited) keeps being resent
+            by the job API before :class:`QueueFullError` is raised (the server did not take
+            it, so resending costs nothing).
+        refusal_max_delay: the cap on the backoff between such resends (a server's
+            ``Retry-After`` wins).
+
+    Example::
+
+        mjasync.Client(..., retry=mjasync.RetryPolicy(max_retries=5, refusal_wait=60))
     """
 
     max_retries: int = attrs.field(default=3)
@@ -58,6 +67,8 @@ class RetryPolicy:
     max_delay: float = 8.0
     jitter: float = 0.25
     max_retry_after: float = 60.0
+    refusal_wait: float = 900.0
+    refusal_max_delay: float = 30.0
 
     @max_retries.validator
     def _check_retries(self, _: object, value: int) -> None:
@@ -65,39 +76,17 @@ class RetryPolicy:
             raise ValueError(f"max_retries must be an int >= 0, not {value!r}")
 
     def __attrs_post_init__(self) -> None:
-        for name in ("base_delay", "max_delay", "max_retry_after", "jitter"):
+        delays = ("base_delay", "max_delay", "max_retry_after", "refusal_wait", "refusal_max_delay")
+        for name in (*delays, "jitter"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise TypeError(f"{name} must be a number, not {type(value).__name__}")
-        for name in ("base_delay", "max_delay", "max_retry_after"):
+        for name in delays:
             value = getattr(self, name)
             if math.isnan(value) or value < 0:  # NaN would turn every backoff into NaN
                 raise ValueError(f"retry delays must be >= 0: {name}={value!r}")
         if not 0 <= self.jitter <= 1:
             raise ValueError(f"jitter must be within 0..1, not {self.jitter!r}")
-
-
-@attrs.frozen(slots=True)
-class RefusalPolicy:
-    """How long to keep resubmitting a job the server refused as queue-full or rate-limited.
-
-    Args:
-        backoff: delays between attempts (``max_retries`` is ignored; see ``max_wait``).
-        max_wait: total seconds of refusals before :class:`QueueFullError` is raised.
-    """
-
-    backoff: RetryPolicy = attrs.field(
-        factory=lambda: RetryPolicy(base_delay=1.0, max_delay=30.0, jitter=0.5),
-        validator=attrs.validators.instance_of(RetryPolicy),
-    )
-    max_wait: float = attrs.field(default=900.0)
-
-    @max_wait.validator
-    def _check_max_wait(self, _: object, value: float) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"max_wait must be a number of seconds, not {type(value).__name__}")
-        if math.isnan(value) or value < 0:
-            raise ValueError(f"max_wait must be >= 0 seconds, not {value!r}")
 
 
 def backoff_delay(attempt: int, policy: RetryPolicy, random: Callable[[], float]) -> float:
@@ -182,3 +171,31 @@ def retry_delay(
             return None
         return float(retry_after)
     return backoff_delay(attempt, policy, random)
+
+
+def refusal_delay(
+    attempt: int,
+    policy: RetryPolicy,
+    retry_after: float | None,
+    waited: float,
+    random: Callable[[], float],
+) -> float | None:
+    """How long to wait before resending a refused job; ``None`` means give up now.
+
+    ``attempt`` counts refusals so far (1-based), ``waited`` the seconds since the first
+    submit. The server's ``Retry-After`` wins over the backoff (capped at
+    ``refusal_max_delay``); nothing is waited past ``refusal_wait`` in all.
+
+    >>> refusal_delay(1, RetryPolicy(jitter=0.0), None, waited=0.0, random=lambda: 0.0)
+    0.5
+    >>> refusal_delay(3, RetryPolicy(refusal_wait=5.0), 2.0, waited=4.0, random=lambda: 0.0)
+    """
+    if retry_after is not None:
+        delay = retry_after
+    else:
+        exponent = min(max(0, attempt - 1), 1023)
+        capped = min(policy.refusal_max_delay, policy.base_delay * 2.0**exponent)
+        delay = capped * (1 - policy.jitter) + capped * policy.jitter * random()
+    if waited + delay > policy.refusal_wait:
+        return None
+    return delay

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
 import click
+
+from ._secrets import redact, remember, secrets_in
 
 __all__ = ["app"]
 
@@ -33,6 +36,8 @@ class _Group(click.Group):
         standalone_mode: bool = True,
         **extra: Any,
     ) -> NoReturn:
+        # Known before parsing, so even a usage error quoting an argument cannot show a key.
+        remember(secrets_in(list(args) if args is not None else sys.argv[1:], os.environ))
         try:
             code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except click.ClickException as exc:
@@ -41,7 +46,7 @@ class _Group(click.Group):
                 sys.exit(exc.exit_code)
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else (prog_name or "mjasync")
-            message = " ".join(exc.format_message().split())
+            message = redact(" ".join(exc.format_message().split()))
             click.echo(f"{where}: {message}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -21,11 +20,14 @@ from ._config import (
     EXIT_INTERRUPTED,
     ConfigError,
     Connection,
+    ImageOptions,
     connect,
     connection_options,
+    image_options,
     translate_errors,
 )
 from ._display import LiveView, PlainView, View
+from ._secrets import key_hint, resume_command
 
 __all__ = ["batch", "read_prompts"]
 
@@ -89,6 +91,7 @@ async def _run(
     split: bool,
     resubmit_uncertain: bool,
     interactive: bool,
+    images: ImageOptions,
 ) -> tuple[BatchSummary, View]:
     async with connect(conn) as client:
         job = Batch(
@@ -99,6 +102,8 @@ async def _run(
             upscale=upscale,
             split=split,
             resubmit_uncertain=resubmit_uncertain,
+            allow_private_image_hosts=images.allow_private_hosts,
+            image_read_timeout=images.read_timeout,
         )
         header = (
             f"mjasync batch: {job.total} prompts on {conn.where} -> {out_dir} "
@@ -136,6 +141,7 @@ async def _run(
     is_flag=True,
     help="Resend submits whose answer was lost earlier (they may be paid twice).",
 )
+@image_options
 @connection_options(simulate=True, concurrency=True)
 def batch(
     prompts_file: str,
@@ -150,10 +156,12 @@ def batch(
 
     Images, manifest.jsonl and an index.html contact sheet go to --out. A journal records every
     submission before and after it is sent: run the same command again after a crash or
-    Ctrl-C and it finishes the batch without paying twice. Exit status: 0 if every prompt
-    succeeded, 1 if some failed or are uncertain, 2 for usage or configuration errors, 130 if
-    interrupted.
+    Ctrl-C and it finishes the batch without paying twice. Only one batch at a time may use a
+    journal or an output directory. Exit status: 0 if every prompt succeeded, 1 if some failed
+    or are uncertain, 2 for usage or configuration errors (another batch holding the journal
+    included), 130 if interrupted.
     """
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
     prompts = read_prompts(prompts_file)
     if split and importlib.util.find_spec("PIL") is None:
@@ -171,14 +179,17 @@ def batch(
                     split,
                     resubmit_uncertain,
                     interactive,
+                    images,
                 )
             )
     except KeyboardInterrupt:
-        command = shlex.join(["mjasync", *sys.argv[1:]])
+        # Never echo the command line as typed: it may hold --api-key.
+        command, dropped = resume_command(sys.argv[1:])
+        hint = key_hint(dropped)
         journal_shown = os.fspath(journal or out_dir / "journal.sqlite")
         click.echo(
             f"mjasync batch: interrupted; the journal ({journal_shown}) is saved. "
-            f"Resume with: {command}",
+            f"Resume with: {command}" + (f" {hint}" if hint else ""),
             err=True,
         )
         sys.exit(EXIT_INTERRUPTED)

@@ -10,21 +10,23 @@ from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 from rich.console import Console
 
-from .._batch.download import Downloader
+from .._batch.download import Downloader, ImageHostPolicy, image_session
 from .._client import Client
 from .._models import Task, TaskAction
 from .._requests import Describe, Imagine, Request
 from ._config import (
     EXIT_INTERRUPTED,
     Connection,
+    ImageOptions,
     connect,
     connection_options,
+    image_options,
     translate_errors,
 )
+from ._secrets import redact
 
 __all__ = ["action", "describe", "fetch", "imagine"]
 
@@ -46,29 +48,45 @@ def _run(coro: Coroutine[Any, Any, None]) -> None:
         sys.exit(EXIT_INTERRUPTED)
 
 
+def _say(line: str) -> None:
+    # Every field shown here comes from the server: none may carry the key to the screen.
+    click.echo(redact(line))
+
+
 def _show_task(task: Task, files: list[str]) -> None:
     text_result = task.action in (TaskAction.DESCRIBE, TaskAction.SHORTEN)
-    click.echo(f"task {task.id}: {task.action.value} {task.status.value}")
+    _say(f"task {task.id}: {task.action.value} {task.status.value}")
     if task.prompt and not text_result:
-        click.echo(f"prompt: {task.prompt}")
+        _say(f"prompt: {task.prompt}")
     if task.image_url:
-        click.echo(f"image: {task.image_url}")
+        _say(f"image: {task.image_url}")
     if task.fail_reason:
-        click.echo(f"fail reason: {task.fail_reason}")
+        _say(f"fail reason: {task.fail_reason}")
     if text_result and task.final_prompt:
-        click.echo(task.final_prompt)
+        _say(task.final_prompt)
     if task.buttons and not text_result:
-        click.echo("buttons: " + " ".join(button.name for button in task.buttons))
+        _say("buttons: " + " ".join(button.name for button in task.buttons))
     for path in files:
-        click.echo(f"saved: {path}")
+        _say(f"saved: {path}")
 
 
-async def _download(task: Task, out_dir: Path | None) -> list[str]:
+async def _download(
+    client: Client, task: Task, out_dir: Path | None, images: ImageOptions
+) -> list[str]:
     if out_dir is None:
         return []
-    # A session of our own: image hosts must never see the API key.
-    async with aiohttp.ClientSession() as session:
-        paths = await Downloader(session, out_dir).fetch_task_images(task)
+    # A session of our own: image hosts never see the API key, and it connects only to
+    # public hosts and the API server itself (unless --allow-private-image-hosts).
+    policy = ImageHostPolicy(images.allow_private_hosts, client.base_url)
+    async with image_session(policy) as session:
+        downloader = Downloader(
+            session,
+            out_dir,
+            read_timeout=images.read_timeout,
+            allow_private_image_hosts=policy.allow_private,
+            api_server=policy.api_server,
+        )
+        paths = await downloader.fetch_task_images(task)
     return [str(p) for p in paths]
 
 
@@ -93,12 +111,16 @@ async def _follow(client: Client, request: Request) -> Task:
 
 
 def _single(
-    conn: Connection, work: Callable[[Client], Awaitable[Task]], out_dir: Path | None
+    conn: Connection,
+    work: Callable[[Client], Awaitable[Task]],
+    out_dir: Path | None,
+    images: ImageOptions | None = None,
 ) -> None:
     async def main() -> None:
         async with connect(conn) as client:
             task = await work(client)
-            _show_task(task, await _download(task, out_dir))
+            files = await _download(client, task, out_dir, images or ImageOptions())
+            _show_task(task, files)
 
     _run(main())
 
@@ -106,13 +128,15 @@ def _single(
 @click.command()
 @click.argument("prompt")
 @_OUT
+@image_options
 @connection_options(simulate=True)
 def imagine(prompt: str, out_dir: Path | None, **options: Any) -> None:
     """Generate one 2x2 grid from PROMPT and print (or --out: save) the result."""
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
     with translate_errors():
         request = Imagine(prompt)
-    _single(conn, lambda client: _follow(client, request), out_dir)
+    _single(conn, lambda client: _follow(client, request), out_dir, images)
 
 
 @click.command()
@@ -139,7 +163,7 @@ def fetch(task_id: str, as_json: bool, **options: Any) -> None:
         async with connect(conn) as client:
             task = await client.fetch(task_id)
         if as_json:
-            click.echo(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
+            _say(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
         else:
             _show_task(task, [])
 
@@ -150,9 +174,11 @@ def fetch(task_id: str, as_json: bool, **options: Any) -> None:
 @click.argument("task_id", metavar="ID")
 @click.argument("button")
 @_OUT
+@image_options
 @connection_options()
 def action(task_id: str, button: str, out_dir: Path | None, **options: Any) -> None:
     """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait."""
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
 
-    _single(conn, lambda client: client.action(task_id, button), out_dir)
+    _single(conn, lambda client: client.action(task_id, button), out_dir, images)

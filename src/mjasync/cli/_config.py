@@ -15,9 +15,11 @@ from typing import Any, Literal, TypeVar, cast
 import attrs
 import click
 
+from .._batch.download import DEFAULT_READ_TIMEOUT
 from .._client import Client
 from .._errors import AuthenticationError, JournalError, MjError, TransportError
 from ..testing import FakeMidjourney
+from ._secrets import remember
 
 __all__ = [
     "EXIT_FAILED",
@@ -26,8 +28,10 @@ __all__ = [
     "CliError",
     "ConfigError",
     "Connection",
+    "ImageOptions",
     "connect",
     "connection_options",
+    "image_options",
     "translate_errors",
 ]
 
@@ -98,6 +102,7 @@ class Connection:
         """Build from the keyword arguments click passes (and pop them)."""
         base_url = (options.pop("base_url", None) or "").strip() or None
         api_key = (options.pop("api_key", None) or "").strip() or None
+        remember([api_key])  # whatever is printed from now on masks it
         mode = str(options.pop("mode", None) or "fast").lower()
         simulate = bool(options.pop("simulate", False))
         ctx = click.get_current_context()
@@ -183,6 +188,44 @@ def connection_options(*, simulate: bool = False, concurrency: bool = False) -> 
         return func
 
     return decorate
+
+
+@attrs.frozen(slots=True)
+class ImageOptions:
+    """How images are downloaded, as the flags said."""
+
+    allow_private_hosts: bool = False
+    read_timeout: float = DEFAULT_READ_TIMEOUT
+
+    @classmethod
+    def from_options(cls, options: dict[str, Any]) -> ImageOptions:
+        """Build from the keyword arguments click passes (and pop them)."""
+        return cls(
+            allow_private_hosts=bool(options.pop("allow_private_image_hosts", False)),
+            read_timeout=float(options.pop("image_read_timeout", None) or DEFAULT_READ_TIMEOUT),
+        )
+
+
+def image_options(func: F) -> F:
+    """The download flags: --allow-private-image-hosts and --image-read-timeout."""
+    options = [
+        click.option(
+            "--allow-private-image-hosts",
+            is_flag=True,
+            help="Also download images from loopback, private and link-local addresses "
+            "(by default only public hosts and the API server itself).",
+        ),
+        click.option(
+            "--image-read-timeout",
+            type=click.FloatRange(min=0, min_open=True, max=3600),
+            metavar="S",
+            help=f"Seconds an image download may go without data [default: "
+            f"{DEFAULT_READ_TIMEOUT:g}].",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @contextlib.asynccontextmanager

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .._batch.types import BatchEvent, BatchEventKind, BatchOutcome, BatchSummary
+from ._secrets import redact
 
 __all__ = ["LiveView", "PlainView", "View"]
 
@@ -73,7 +74,8 @@ class PlainView(View):
         self._print(header)
 
     def _print(self, line: str) -> None:
-        print(line, file=self._out, flush=True)
+        # Errors and prompts come from the server too: never let one carry the key out.
+        print(redact(line), file=self._out, flush=True)
 
     def on_event(self, event: BatchEvent) -> None:
         where = f"[{event.index + 1:>{self._width}}/{self.total}"
@@ -124,7 +126,7 @@ def problem_lines(summary: BatchSummary, limit: int = 20) -> list[str]:
     """What went wrong, prompt by prompt (at most ``limit`` lines), and what to do."""
     bad = [r for r in summary.results if r.outcome in (BatchOutcome.FAILED, BatchOutcome.UNCERTAIN)]
     lines = [
-        f"  #{r.index + 1} {r.outcome.value}: {_short(r.prompt, 50)}: {r.error or '?'}"
+        redact(f"  #{r.index + 1} {r.outcome.value}: {_short(r.prompt, 50)}: {r.error or '?'}")
         for r in bad[:limit]
     ]
     if len(bad) > limit:
