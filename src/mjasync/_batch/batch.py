@@ -39,6 +39,8 @@ from .._requests import (
     Request,
     Retexture,
     Shorten,
+    SwapFace,
+    SwapVideoFace,
     Video,
 )
 from .download import (
@@ -60,7 +62,19 @@ __all__ = ["Batch", "UpscaleChoice", "run_batch"]
 UpscaleChoice = int | Literal["all"] | None
 EventHook = Callable[[BatchEvent], object]
 
-_REQUEST_TYPES = (Imagine, Blend, Describe, Shorten, Action, Modal)
+_REQUEST_TYPES = (
+    Imagine,
+    Blend,
+    Describe,
+    Shorten,
+    Action,
+    Modal,
+    Video,
+    Edit,
+    Retexture,
+    SwapFace,
+    SwapVideoFace,
+)
 
 
 def _buttons(upscale: UpscaleChoice) -> tuple[str, ...]:

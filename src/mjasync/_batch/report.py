@@ -21,6 +21,7 @@ from .types import BatchOutcome, PromptResult
 __all__ = ["render_index", "render_manifest", "write_atomic"]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+_VIDEO_SUFFIXES = (".mp4",)
 
 
 def _create_temp(path: Path) -> tuple[Path, int]:
@@ -73,7 +74,7 @@ h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
 .grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); }
 .card { background: var(--card); border-radius: 10px; padding: .75rem;
   box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
-.card img { width: 100%; height: auto; border-radius: 6px; display: block; }
+.card img, .card video { width: 100%; height: auto; border-radius: 6px; display: block; }
 .thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: .3rem; }
 .prompt { margin: 0; word-break: break-word; }
 .meta { color: var(--muted); font-size: 12px; display: flex; gap: .5rem; flex-wrap: wrap; }
@@ -95,11 +96,29 @@ def _images(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().endswith(_IMAGE_SUFFIXES)]
 
 
+def _videos(files: Sequence[str]) -> list[str]:
+    return [f for f in files if f.lower().endswith(_VIDEO_SUFFIXES)]
+
+
+def _video_tags(videos: Sequence[str], poster: str | None) -> list[str]:
+    # preload="none": a sheet of dozens of videos loads nothing until one is played.
+    shown = f' poster="{_href(poster)}"' if poster else ""
+    return [
+        f'<video controls loop muted playsinline preload="none"{shown} '
+        f'src="{_href(video)}"><a href="{_href(video)}">{html.escape(video)}</a></video>'
+        for video in videos
+    ]
+
+
 def _card(result: PromptResult) -> str:
     outcome = result.outcome.value
     images = _images(result.files)
+    videos = _videos(result.files)
     parts = [f'<div class="card {outcome}">']
-    if images:
+    if videos:
+        # A video task's image is its poster: shown on the player, not beside it.
+        parts.extend(_video_tags(videos, images[0] if images else None))
+    elif images:
         first, rest = images[0], images[1:]
         parts.append(
             f'<a href="{_href(first)}"><img src="{_href(first)}" loading="lazy" '
@@ -136,8 +155,9 @@ def _card(result: PromptResult) -> str:
 def render_index(results: Sequence[PromptResult], *, title: str = "mjasync batch") -> str:
     """A self-contained contact sheet: every prompt with its images, status and error.
 
-    Inline CSS, no scripts, no external assets; images are linked by relative names, so the
-    output directory can be moved or zipped as a whole.
+    Videos are ``<video>`` players with the task's image as their poster. Inline CSS, no
+    scripts, no external assets; files are linked by relative names, so the output directory
+    can be moved or zipped as a whole.
     """
     tally = dict.fromkeys((o.value for o in BatchOutcome), 0)
     for result in results:

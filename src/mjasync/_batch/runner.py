@@ -45,7 +45,7 @@ from .._models import Task, TaskStatus
 from .._requests import Action, Request
 from .._validation import check_task_id
 from .crashpoints import crash_point
-from .download import expects_image, task_image_urls
+from .download import expects_media, task_media_urls
 from .files import CountingDownloader, missing_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
@@ -483,7 +483,7 @@ class Runner:
         a task that reported SUCCESS before its image URL was filled in may have it now.
         """
         task = _stored_task(entry)
-        if task is not None and (task_image_urls(task) or not expects_image(task)):
+        if task is not None and (task_media_urls(task) or not expects_media(task)):
             return task
         fresh = await self._fetch(unit)
         if fresh is None or fresh.status is not TaskStatus.SUCCESS:
@@ -500,8 +500,8 @@ class Runner:
         """
         unit.task_id, unit.status = task.id, task.status
         files: tuple[str, ...] = ()
-        if expects_image(task) and not task_image_urls(task):
-            error = f"task {task.id} succeeded without an image URL; a rerun asks again"
+        if expects_media(task) and not task_media_urls(task):
+            error = f"task {task.id} succeeded without an image or video URL; a rerun asks again"
             await self._settle(unit, BatchOutcome.FAILED, error=error, earlier=earlier)
             return None
         if self._downloader is not None:

@@ -97,7 +97,12 @@ class _Probe:
             location=resp.headers.get("Location"),
             new_api_version=resp.headers.get("X-New-Api-Version"),
         )
-        shown = answer.description() or ("HTML page" if answer.html else "empty body")
+        if answer.html:
+            shown = "an HTML page"
+        elif answer.empty:
+            shown = "empty body"
+        else:
+            shown = answer.description() or answer.text()
         self.notes.append(f"{method} {path} -> HTTP {answer.status}: {shown[:80]}")
         return answer
 

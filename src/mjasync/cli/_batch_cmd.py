@@ -14,7 +14,7 @@ import click
 
 from .._batch.batch import Batch, UpscaleChoice
 from .._batch.types import BatchSummary
-from .._requests import Imagine
+from .._requests import Imagine, Request, Video
 from ._config import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -29,7 +29,7 @@ from ._config import (
 from ._display import LiveView, PlainView, View
 from ._secrets import key_hint, resume_command
 
-__all__ = ["batch", "read_prompts"]
+__all__ = ["batch", "read_prompts", "video_request"]
 
 
 class UpscaleType(click.ParamType[int | Literal["all"]]):
@@ -82,9 +82,41 @@ def read_prompts(path: str) -> list[str]:
     return prompts
 
 
+def video_request(line: str, *, motion: str | None = None) -> Video:
+    """A prompts-file line as a video: ``[IMAGE] PROMPT``, IMAGE an http(s) URL or a file.
+
+    The first word is the start frame when it is an http(s) URL or names an existing file;
+    otherwise the whole line is the prompt.
+
+    Raises:
+        ValueError, TypeError: the image is unusable, or nothing is left for the prompt.
+    """
+    first, _, rest = line.strip().partition(" ")
+    image: str | Path | None = None
+    if first.startswith(("http://", "https://")):
+        image = first
+    elif Path(first).is_file():
+        image = Path(first)
+    if image is None:
+        return Video(line.strip(), motion=motion)
+    if not rest.strip():
+        raise ValueError(f"{line.strip()!r} names a start frame but no prompt")
+    return Video(rest.strip(), image=image, motion=motion)
+
+
+def _video_requests(path: str, prompts: list[str], motion: str | None) -> list[Request]:
+    requests: list[Request] = []
+    for number, prompt in enumerate(prompts, start=1):
+        try:
+            requests.append(video_request(prompt, motion=motion))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}, prompt {number}: {exc}") from None
+    return requests
+
+
 async def _run(
     conn: Connection,
-    prompts: list[str],
+    prompts: list[str] | list[Request],
     out_dir: Path,
     journal: Path | None,
     upscale: UpscaleChoice,
@@ -137,6 +169,18 @@ async def _run(
 @click.option("--upscale", type=UpscaleType(), help="Upscale U1-U4 (or all) of every grid.")
 @click.option("--split", is_flag=True, help="Also cut each grid into four files (needs Pillow).")
 @click.option(
+    "--video",
+    "as_video",
+    is_flag=True,
+    help="Animate instead of imagine: each line is '[IMAGE] PROMPT' (IMAGE an http(s) URL or "
+    "a file); the .mp4 files are downloaded.",
+)
+@click.option(
+    "--motion",
+    type=click.Choice(["low", "high"]),
+    help="With --video: how much moves [server: low].",
+)
+@click.option(
     "--resubmit-uncertain",
     is_flag=True,
     help="Resend submits whose answer was lost earlier (they may be paid twice).",
@@ -149,12 +193,15 @@ def batch(
     journal: Path | None,
     upscale: UpscaleChoice,
     split: bool,
+    as_video: bool,
+    motion: str | None,
     resubmit_uncertain: bool,
     **options: Any,
 ) -> None:
     """Generate every prompt of PROMPTS_FILE (one per line; blank lines and # comments skipped).
 
-    Images, manifest.jsonl and an index.html contact sheet go to --out. A journal records every
+    Images (with --video: .mp4 videos and their posters), manifest.jsonl and an index.html
+    contact sheet go to --out. A journal records every
     submission before and after it is sent: run the same command again after a crash or
     Ctrl-C and it finishes the batch without paying twice. Only one batch at a time may use a
     journal or an output directory. Exit status: 0 if every prompt succeeded, 1 if some failed
@@ -164,6 +211,13 @@ def batch(
     images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
     prompts = read_prompts(prompts_file)
+    if motion is not None and not as_video:
+        raise ConfigError("--motion goes with --video")
+    if as_video and (upscale is not None or split):
+        raise ConfigError("--video makes videos: --upscale and --split do not apply")
+    requests: list[str] | list[Request] = (
+        _video_requests(prompts_file, prompts, motion) if as_video else prompts
+    )
     if split and importlib.util.find_spec("PIL") is None:
         raise ConfigError("--split needs Pillow: pip install 'mjasync[images]'")
     interactive = sys.stdout.isatty()
@@ -172,7 +226,7 @@ def batch(
             summary, view = asyncio.run(
                 _run(
                     conn,
-                    prompts,
+                    requests,
                     out_dir,
                     journal,
                     upscale,
