@@ -2,9 +2,10 @@
 
 ``Client`` only wires layers together. Its methods come in three groups:
 
-- **wire calls** (:mod:`.wire_calls`): one request each — ``submit_*``, ``fetch``, ...;
-- **job calls** (here, and the buttons in :mod:`.buttons`): ``submit`` → :class:`Job`,
-  ``run``, ``imagine``, ``action``, ``job``;
+- **wire calls** (:mod:`.wire_calls`): one request each — ``submit_*``, ``fetch``,
+  ``upload_images``, ...; and ``probe`` (:mod:`.probe`): which server this is;
+- **job calls** (here, the buttons in :mod:`.buttons`, the newer endpoints in :mod:`.media`):
+  ``submit`` → :class:`Job`, ``run``, ``imagine``, ``action``, ``video``, ``edit``, ``job``;
 - **many-job calls** (here, over :mod:`mjasync._jobs.many`): ``gather``, ``stream``, ``watch``.
 
 Every job, whichever call started it, runs through the one :class:`JobEngine` (slots,

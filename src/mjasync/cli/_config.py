@@ -298,7 +298,7 @@ def translate_errors() -> Iterator[None]:
     except AuthenticationError as exc:
         raise ConfigError(
             f"the server refused the API key ({exc.description}); "
-            "check --api-key / MJ_API_KEY and --auth"
+            "check --api-key / MJ_API_KEY and --auth (`mjasync doctor` tells which it takes)"
         ) from None
     except JournalError as exc:
         raise ConfigError(str(exc)) from None
