@@ -19,6 +19,8 @@ from mjasync._batch.download import (
     Downloader,
     DownloadError,
     _Mp4Boxes,
+    expects_image,
+    expects_media,
     task_image_urls,
     task_media_urls,
     task_video_filename,
@@ -296,3 +298,12 @@ async def test_cli_doctor(accent: str, family: str, flags: str) -> None:
     profile = json.loads(as_json.stdout)
     assert profile["family"] == accent and profile["key_accepted"] is True
     assert profile["endpoints"]["video"] == ("absent" if accent == "java" else "available")
+
+
+async def test_a_video_task_without_a_video_is_not_complete(tmp_path: Path) -> None:
+    task = parse_task({"id": "42", "action": "VIDEO", "status": "SUCCESS"})
+    assert expects_media(task) and not expects_image(task)
+    async with aiohttp.ClientSession() as session:
+        downloader = Downloader(session, tmp_path)
+        with pytest.raises(DownloadError, match="without a video URL"):
+            await downloader.fetch_task_images(task)

@@ -45,7 +45,7 @@ from .._models import Task, TaskStatus
 from .._requests import Action, Request
 from .._validation import check_task_id
 from .crashpoints import crash_point
-from .download import expects_media, task_media_urls
+from .download import expects_media, expects_video, task_media_urls
 from .files import CountingDownloader, missing_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
@@ -501,7 +501,8 @@ class Runner:
         unit.task_id, unit.status = task.id, task.status
         files: tuple[str, ...] = ()
         if expects_media(task) and not task_media_urls(task):
-            error = f"task {task.id} succeeded without an image or video URL; a rerun asks again"
+            what = "a video" if expects_video(task) else "an image"
+            error = f"task {task.id} succeeded without {what} URL; a rerun asks again"
             await self._settle(unit, BatchOutcome.FAILED, error=error, earlier=earlier)
             return None
         if self._downloader is not None:
