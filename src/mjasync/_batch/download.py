@@ -890,10 +890,14 @@ class Downloader:
             hosts are resolved and checked before each request.
         out_dir: where images go (created on first use). Nothing is written anywhere else.
         limit: downloads in flight at once.
-        max_bytes, timeout, read_timeout, allow_untyped, max_redirects: per image, as for
+        max_bytes: per image, as for :func:`download_image`.
+        timeout: per image, as for :func:`download_image`.
+        read_timeout: per image, as for :func:`download_image`.
+        allow_untyped: per image, as for :func:`download_image`.
+        max_redirects: per image, as for :func:`download_image`.
+        allow_private_image_hosts: which hosts may be contacted, as for
             :func:`download_image`.
-        allow_private_image_hosts, api_server: which hosts may be contacted, as for
-            :func:`download_image`.
+        api_server: which hosts may be contacted, as for :func:`download_image`.
         max_images_per_task: a task listing more image (and video) URLs fails without any
             download.
         max_bytes_per_task: the bytes all images and videos of one task may add up to.

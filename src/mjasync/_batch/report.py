@@ -69,9 +69,10 @@ _CSS = """
 * { box-sizing: border-box; }
 body { margin: 0; padding: 1.5rem; background: var(--bg); color: var(--fg);
   font: 14px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
+h1 { font-size: 1.3rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }
 .counts { color: var(--muted); margin: 0 0 1.2rem; }
-.grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr)); }
+.grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fill, minmax(260px, 1fr));
+  align-items: start; }
 .card { background: var(--card); border-radius: 10px; padding: .75rem;
   box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
 .card img, .card video { width: 100%; height: auto; border-radius: 6px; display: block; }

@@ -30,7 +30,8 @@ class FakeMidjourney:
     ``--stall`` freezes IN_PROGRESS, ``--slow`` takes ten times as long.
 
     Args:
-        host, port: where to listen (port 0: a free one).
+        host: the interface to listen on.
+        port: the port (0: a free one).
         accent: ``"java"`` (J), ``"csharp"`` (C) or ``"relay"`` (new-api style gateway): which
             endpoints exist, mode prefixes, codes, zero values and error shapes.
         api_keys: accepted keys; empty or ``None`` turns auth off.
@@ -38,9 +39,11 @@ class FakeMidjourney:
             ``"mj-api-secret"`` (raw value, like C), or ``"accent"`` (the accent's own rule).
         modes: the mode prefixes served (``/mj-{mode}/mj/...``; relay also ``/{mode}/mj/...``);
             each mode is its own account, and unprefixed routes use the ``fast`` account.
-        core_size, queue_size: per account: jobs running at once, jobs waiting.
-        job_duration: seconds from IN_PROGRESS to the end; start_delay: seconds from getting a
-            core slot (SUBMITTED) to IN_PROGRESS; progress_steps: updates between 0% and 100%.
+        core_size: per account: jobs running at once.
+        queue_size: per account: jobs waiting.
+        job_duration: seconds from IN_PROGRESS to the end.
+        start_delay: seconds from getting a core slot (SUBMITTED) to IN_PROGRESS.
+        progress_steps: updates between 0% and 100%.
         seed: seeds every random choice (ids, fates, faults, list order).
         failure_rate: probability that a job ends in FAILURE.
         banned_words: whole words refused with code 24.
