@@ -439,8 +439,9 @@ class Video:
         batch_size: 1, 2 or 4 videos (4 is the server's default).
         video_type: ``"vid_1.1_i2v_480"`` (default) or ``"vid_1.1_i2v_720"`` (HD; needs an
             HD-capable account).
-        task_id, index: extend video ``index`` (1-4) of the finished video task ``task_id``
-            instead of animating an image; see :meth:`extend`.
+        task_id: the finished video task to extend instead of animating an image (see
+            :meth:`extend`).
+        index: which of its videos to extend, 1-4 (sent 0-based, as the server counts).
 
     Example::
 

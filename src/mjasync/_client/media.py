@@ -51,7 +51,12 @@ class MediaCalls(WireCalls):
         Args:
             prompt: what happens; required, except when extending a :class:`Task` (its own
                 prompt is used then).
-            image, end_image, motion, loop, batch_size, video_type: see :class:`Video`.
+            image: the start frame (bytes, a path, a data URL or an http(s) URL).
+            end_image: an end frame, same forms (not with ``loop``).
+            motion: ``"low"`` (the server's default) or ``"high"``.
+            loop: end where it began.
+            batch_size: 1, 2 or 4 videos.
+            video_type: ``"vid_1.1_i2v_720"`` for HD (see :class:`Video`).
             extend: a finished video task (or its id) to extend instead of animating.
             index: which of its videos to extend, 1-4.
 

@@ -64,9 +64,9 @@ class FakeMidjourney:
         relay_legacy: the relay is a new-api build from before 2025-06-30: no video or
             edits routes, no ``X-New-Api-Version`` header.
         server_version: the version C's ``/mj/home`` and the relay's ``/api/status`` report.
-        user_core_size, user_queue_size: C's per-user limits: more running (queued) jobs
-            than this are refused with "并发数已达上限" ("队列数已达上限"), as code -1 (code 4 on
-            imagine). ``None``: no per-user limit.
+        user_core_size: C's per-user limit on running jobs: more are refused with
+            "并发数已达上限", as code -1 (code 4 on imagine). ``None``: no limit.
+        user_queue_size: the same for queued jobs ("队列数已达上限").
     """
 
     def __init__(
