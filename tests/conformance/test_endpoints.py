@@ -318,3 +318,17 @@ async def test_relay_code_5_is_retried_on_reads(make: Make) -> None:
         await client.fetch("1700000000000000001")
     assert client.statistics().retries == 3
     assert fake.stats().faults["upstream_error"] == 4
+
+
+async def test_action_with_remix_changes_the_prompt(make: Make) -> None:
+    # C parks a remixed variation in MODAL (code 21) for /submit/modal to finish
+    # (trueai-org/midjourney-proxy ed32197, src/Midjourney.Services/TaskService.cs:1722-1755).
+    fake, client = await make("csharp", remix=True)
+    grid = await client.imagine("a cat")
+    task = await client.action(grid, "V1", prompt="a dog", enable_remix=True)
+    assert task.status is TaskStatus.SUCCESS and task.prompt == "a dog"
+    assert fake.stats().accepted_by_endpoint["modal"] == 1
+    _, plain = await make("csharp")
+    grid = await plain.imagine("a cat")
+    with pytest.raises(mjasync.InvalidRequestError, match="remix"):
+        await plain.action(grid, "V1", prompt="a dog", enable_remix=True)
