@@ -95,6 +95,8 @@ async def run(args: argparse.Namespace, *, push: bool) -> dict[str, Any]:
         "by_push": sum(1 for _, _, source in seen if source == "push"),
         "median_ms": statistics.median(delays) if delays else float("nan"),
         "p90_ms": statistics.quantiles(delays, n=10)[-1] if len(delays) > 1 else float("nan"),
+        "p99_ms": statistics.quantiles(delays, n=100)[-1] if len(delays) > 1 else float("nan"),
+        "delays": delays,
         "polls": served.get("list", 0) + served.get("fetch", 0),
         "completed_by_push": stats.completed_by_push,
         "completed_by_poll": stats.completed_by_poll,

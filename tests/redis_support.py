@@ -19,6 +19,8 @@ import pytest
 import redis.asyncio
 from anyio.streams.buffered import BufferedByteReceiveStream
 
+from redis_server import free_port
+
 WORKER = str(Path(__file__).with_name("redis_worker.py"))
 MARGIN = 1.0  # seconds of slack on the promised bounds, for loaded CI machines
 
@@ -112,3 +114,74 @@ async def spawn(tmp_path: Path, *args: str) -> AsyncIterator[Worker]:
         with anyio.CancelScope(shield=True):
             await process.wait()
             await process.aclose()
+
+
+class RedisProxy:
+    """A TCP forwarder to a Redis server that a test can cut and restore.
+
+    Cutting closes every forwarded connection and stops listening (new connections are
+    refused), as if the network between one process and Redis went away; restoring listens
+    again on the same port. The Redis server itself, and everyone else's connections, are
+    untouched.
+    """
+
+    def __init__(self, task_group: anyio.abc.TaskGroup, target_port: int) -> None:
+        self.port = free_port()
+        self._target = target_port
+        self._task_group = task_group
+        self._scope: anyio.CancelScope | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def restore(self) -> None:
+        """Listen (again) and forward new connections."""
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=self.port)
+        scope = self._scope = anyio.CancelScope()
+
+        async def serve() -> None:
+            with scope:
+                async with listener:
+                    await listener.serve(self._forward)
+
+        self._task_group.start_soon(serve)
+
+    def cut(self) -> None:
+        """Drop every forwarded connection and stop listening."""
+        if self._scope is not None:
+            self._scope.cancel()
+            self._scope = None
+
+    async def _forward(self, client: anyio.abc.SocketStream) -> None:
+        async with client:
+            try:
+                upstream = await anyio.connect_tcp("127.0.0.1", self._target)
+            except OSError:
+                return
+            async with upstream, anyio.create_task_group() as tg:
+
+                async def pump(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
+                    try:
+                        async for chunk in source:
+                            await sink.send(chunk)
+                    except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass
+                    tg.cancel_scope.cancel()  # one side is gone: close both
+
+                tg.start_soon(pump, client, upstream)
+                tg.start_soon(pump, upstream, client)
+
+
+@asynccontextmanager
+async def redis_proxy(target_port: int) -> AsyncIterator[RedisProxy]:
+    """A running :class:`RedisProxy` to the Redis server on ``target_port``."""
+    async with anyio.create_task_group() as tg:
+        proxy = RedisProxy(tg, target_port)
+        await proxy.restore()
+        try:
+            yield proxy
+        finally:
+            # Not tg.cancel_scope.cancel(): that would replace the body's own exception (a
+            # failed assert) with a CancelledError.
+            proxy.cut()

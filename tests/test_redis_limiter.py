@@ -94,6 +94,8 @@ def test_repr_and_errors_never_show_the_password() -> None:
         {"name": "a", "concurrency": "many"},
         {"name": "a", "lease_seconds": 0},
         {"name": "a", "connect_timeout": 0},
+        {"name": "a", "outage_timeout": -1},
+        {"name": "a", "outage_timeout": float("inf")},
         {"name": "a", "concurrency": "auto", "initial": 20, "ceiling": 16},
     ],
 )
@@ -460,7 +462,8 @@ async def test_redis_lost_mid_run(
     own_redis: RedisServer,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    limiter = RedisLimiter(own_redis.url, name=unique_name(), connect_timeout=1.0)
+    # outage_timeout=0: no riding out (tests/test_redis_faults.py covers that).
+    limiter = RedisLimiter(own_redis.url, name=unique_name(), connect_timeout=1.0, outage_timeout=0)
     async with limiter:
         slot = await limiter.acquire("fast")
         own_redis.stop()

@@ -9,7 +9,7 @@ The public names are listed in ``__all__`` (everything else is private and may c
   newer servers :class:`Video`, :class:`Edit`, :class:`Retexture`, :class:`SwapFace`,
   :class:`SwapVideoFace`);
 - settings: :class:`RetryPolicy`, :class:`PollSettings`, and for several processes sharing
-  one account :class:`RedisLimiter` (and ``RedisPushBus`` for pushes);
+  one account :class:`RedisLimiter` (and :class:`RedisPushBus` for pushes);
 - pushes and batches: :class:`WebhookReceiver`, :func:`run_batch`, :class:`Batch`,
   :class:`BatchEvent`, :class:`BatchSummary`;
 - the error tree rooted at :class:`MjError` (drawn in ``mjasync._errors``).
@@ -67,6 +67,7 @@ from ._wire.retry import RetryPolicy
 if _typing.TYPE_CHECKING:
     from ._batch.batch import Batch, run_batch
     from ._batch.types import BatchEvent, BatchSummary
+    from ._integrations.redis_bus import RedisPushBus
     from ._integrations.redis_limiter import RedisLimiter
     from ._integrations.webhook import WebhookReceiver
 
@@ -78,6 +79,7 @@ _LAZY = {
     "BatchEvent": "._batch.types",
     "BatchSummary": "._batch.types",
     "RedisLimiter": "._integrations.redis_limiter",
+    "RedisPushBus": "._integrations.redis_bus",
     "WebhookReceiver": "._integrations.webhook",
 }
 
@@ -108,6 +110,7 @@ __all__ = [
     "QueueFullError",
     "RateLimitError",
     "RedisLimiter",
+    "RedisPushBus",
     "Request",
     "Retexture",
     "RetryPolicy",

@@ -12,6 +12,21 @@ leases are removed before counting, nothing is counted twice.
 A waiter that is refused listens on ``mjasync:{name}:<mode>:released``, where every release
 is published, and otherwise retries when the earliest lease would expire.
 
+Redis faults. *Restarted without its data*: every script call carries the *epoch* this process
+last saw (a random id in the hash ``mjasync:{name}:epoch``). A script that finds the epoch gone
+although its caller knew one has met a Redis that lost its data: it starts a new epoch with a
+*hold* of one ``lease_seconds``, during which no slot is granted while the holders, renewing
+every ``lease_seconds/3``, re-assert their leases (even above the limit: the jobs are in flight
+upstream). Only then do the waiters count the leases again, so the true number is what they see.
+(A process that first meets the emptied Redis without having known the old epoch cannot tell;
+it is the one case the hold misses.)
+
+*Unreachable for a while*: an acquisition retries with backoff for up to ``outage_timeout``
+seconds (the outage is measured from the first failed call of this process, and logged once),
+then raises :class:`~mjasync.LimiterError`; once the outage has lasted that long, acquisitions
+fail at once (one probe a second) until Redis answers again. Leases already held are unaffected:
+their jobs run to their ends, and a release that fails leaves the lease to expire.
+
 ``concurrency="auto"`` keeps the AIMD state in a hash ``mjasync:{name}:<mode>:aimd``. The rule
 itself stays the pure :func:`~mjasync._jobs.limiter.next_limit`; Redis only provides a
 compare-and-set script, so every process applies the same rule to the same shared state.
@@ -47,11 +62,17 @@ if TYPE_CHECKING:
     from redis.asyncio.client import PubSub
     from redis.commands.core import AsyncScript
 
-__all__ = ["RedisLimiter", "redact_url"]
+__all__ = [
+    "RedisLimiter",
+    "check_budget_name",
+    "check_redis_url",
+    "outage_retry_delay",
+    "redact_url",
+    "require_redis",
+]
 
 _LOG = logging.getLogger("mjasync.redis")
 
-_INSTALL_HINT = "RedisLimiter needs the redis package: pip install 'mjasync[redis]'"
 
 #: The longest a waiter sleeps without a wake-up. Pub/sub normally wakes it at once; this only
 #: bounds the delay when a notification is lost (pub/sub reconnecting) or never sent.
@@ -60,6 +81,13 @@ _POLL_CAP = 1.0
 _AIMD_TTL_MS = 86_400_000
 #: Compare-and-set attempts per feedback; each failure means another process succeeded.
 _CAS_ATTEMPTS = 32
+#: An acquisition retrying an unreachable Redis waits this long first, doubling up to the cap.
+_RETRY_FIRST = 0.05
+_RETRY_CAP = 1.0
+#: Once an outage outlasted ``outage_timeout``, acquisitions fail at once unless the last failed
+#: call is older than this (then they try once): a dead Redis costs a queue of 1,000 requests
+#: one probe a second, not 1,000 connect timeouts.
+_PROBE_INTERVAL = 1.0
 _SCHEMES = frozenset({"redis", "rediss", "unix"})
 _SECRET_QUERY_KEYS = frozenset({"password", "pass", "passwd", "secret", "token"})
 
@@ -78,46 +106,73 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then redis.call('PEXPIREAT', KEYS[1], tonumber(last[2]) + 1000) end
 """
 
-# KEYS: leases, aimd. ARGV: lease id, lease ms, fixed limit (0 = use the shared AIMD limit),
-# initial AIMD limit. Returns {granted, leases now held, limit, ms until the next expiry}.
+# The epoch check shared by acquire and renew. KEYS[n]: the epoch hash; ARGV: the caller's
+# known epoch ('' for a process that has not seen one yet), a fresh id, the hold in ms. A known
+# epoch that is gone means Redis lost its data; one that changed means a newcomer re-created it
+# first. Either way the leases of the jobs in flight are missing: hold new grants for a lease
+# time, once per epoch, so their holders can re-assert them first.
+_EPOCH = """
+local function check_epoch(key, known, fresh, hold_ms)
+  local id = redis.call('HGET', key, 'id')
+  if not id then
+    id = fresh
+    redis.call('HSET', key, 'id', id)
+    if known ~= '' then redis.call('HSET', key, 'hold', now + hold_ms) end
+  elseif known ~= '' and known ~= id then
+    redis.call('HSETNX', key, 'hold', now + hold_ms)
+  end
+  redis.call('PEXPIRE', key, 86400000)
+  return id, tonumber(redis.call('HGET', key, 'hold') or 0)
+end
+"""
+
+# KEYS: leases, aimd, epoch. ARGV: lease id, lease ms, fixed limit (0 = use the shared AIMD
+# limit), initial AIMD limit, known epoch, fresh epoch id, hold ms. Returns {granted, leases now
+# held, limit, ms until worth trying again, epoch}.
 _ACQUIRE = (
     _NOW
+    + _EPOCH
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local epoch, hold = check_epoch(KEYS[3], ARGV[5], ARGV[6], tonumber(ARGV[7]))
 local limit = tonumber(ARGV[3])
 if limit == 0 then
   limit = tonumber(redis.call('HGET', KEYS[2], 'limit') or ARGV[4])
 end
 local count = redis.call('ZCARD', KEYS[1])
+if hold > now then return {0, count, limit, hold - now, epoch} end
 if count < limit then
   redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
 """
     + _EXPIRE_SET
     + """
-  return {1, count + 1, limit, 0}
+  return {1, count + 1, limit, 0, epoch}
 end
 local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {0, count, limit, tonumber(first[2]) - now}
+return {0, count, limit, tonumber(first[2]) - now, epoch}
 """
 )
 
-# KEYS: leases. ARGV: lease ms, then the ids this process holds. A held lease that is missing
-# (expired while Redis or this process stalled, or Redis restarted empty) is added back: the job
-# is still in flight upstream, so counting it is the truth even if that briefly exceeds the limit.
-# Returns {leases re-created, leases now held}.
+# KEYS: leases, epoch. ARGV: lease ms, known epoch, fresh epoch id, hold ms, then the ids this
+# process holds. A held lease that is missing (expired while Redis or this process stalled, or
+# Redis restarted empty) is added back: the job is still in flight upstream, so counting it is
+# the truth even if that briefly exceeds the limit. Returns {leases re-created, leases now
+# held, epoch}.
 _RENEW = (
     _NOW
+    + _EPOCH
     + """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local epoch = check_epoch(KEYS[2], ARGV[2], ARGV[3], tonumber(ARGV[4]))
 local expiry = now + tonumber(ARGV[1])
 local recreated = 0
-for i = 2, #ARGV do
+for i = 5, #ARGV do
   recreated = recreated + redis.call('ZADD', KEYS[1], expiry, ARGV[i])
 end
 """
     + _EXPIRE_SET
     + """
-return {recreated, redis.call('ZCARD', KEYS[1])}
+return {recreated, redis.call('ZCARD', KEYS[1]), epoch}
 """
 )
 
@@ -180,12 +235,41 @@ def redact_url(url: str) -> str:
     return f"{text}?{urlencode(query, safe='*')}" if query else text
 
 
-def _require_redis() -> None:
-    """Fail at construction, not at the first acquire, when the extra is missing."""
+def require_redis(what: str = "RedisLimiter") -> None:
+    """Fail at construction, not at the first call, when the extra is missing."""
     try:
         import redis.asyncio  # noqa: F401
     except ImportError as exc:
-        raise ImportError(_INSTALL_HINT) from exc
+        raise ImportError(f"{what} needs the redis package: pip install 'mjasync[redis]'") from exc
+
+
+def check_redis_url(url: object) -> str:
+    """Check a Redis URL's type and scheme; return it redacted (for messages and reprs).
+
+    Raises:
+        TypeError: not a str.
+        ValueError: not ``redis://``, ``rediss://`` or ``unix://`` (shown without password).
+    """
+    if not isinstance(url, str):
+        raise TypeError(f"url must be a str like 'redis://host:6379/0', not {type(url).__name__}")
+    safe_url = redact_url(url)
+    if urlsplit(url).scheme not in _SCHEMES:
+        raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {safe_url}")
+    return safe_url
+
+
+def check_budget_name(name: object) -> None:
+    """Names go into Redis keys (inside a ``{...}`` hash tag): 1-200 of ``A-Za-z0-9-_.:@/``.
+
+    Raises:
+        ValueError: any other name.
+    """
+    if (
+        not isinstance(name, str)
+        or not 0 < len(name) <= 200
+        or not all(ch.isalnum() or ch in "-_.:@/" for ch in name)
+    ):
+        raise ValueError(f"name must be 1-200 letters, digits or -_.:@/, not {name!r}")
 
 
 def _redis_errors() -> tuple[type[BaseException], ...]:
@@ -198,6 +282,27 @@ def _ints(reply: Any, n: int) -> list[int]:
     if not isinstance(reply, list | tuple) or len(reply) != n:
         raise LimiterError(f"unexpected reply from a Redis script: {reply!r}")
     return [int(item) for item in reply]
+
+
+def _ints_and_epoch(reply: Any, n: int) -> tuple[list[int], str]:
+    """A script reply of ``n`` integers followed by the epoch id."""
+    if not isinstance(reply, list | tuple) or len(reply) != n + 1:
+        raise LimiterError(f"unexpected reply from a Redis script: {reply!r}")
+    epoch = reply[-1]
+    return _ints(reply[:-1], n), epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+
+
+def outage_retry_delay(attempt: int, remaining: float, rng: Callable[[], float]) -> float:
+    """Seconds to wait before retrying an unreachable Redis (pure): exponential, jittered.
+
+    50 ms doubling per attempt up to 1 s, times a random factor in [0.5, 1), never past the
+    ``remaining`` time of the outage budget.
+
+    >>> outage_retry_delay(0, 10.0, lambda: 1.0), outage_retry_delay(9, 0.3, lambda: 1.0)
+    (0.05, 0.3)
+    """
+    base = min(_RETRY_CAP, _RETRY_FIRST * 2.0 ** min(attempt, 30))
+    return max(0.0, min(remaining, base * (0.5 + rng() / 2)))
 
 
 @attrs.define(eq=False)
@@ -287,8 +392,13 @@ class RedisLimiter:
         concurrency: jobs in flight per mode across all processes, or ``"auto"`` for a shared
             AIMD limit starting at ``initial`` and never above ``ceiling``.
         lease_seconds: how long a lease outlives its holder. Leases are renewed every third of
-            it; a dead process's slots come back after at most this long.
+            it; a dead process's slots come back after at most this long. After Redis lost its
+            data (a restart without persistence), no slot is granted for this long, so that
+            the holders re-assert theirs first and the budget is never overrun.
         connect_timeout: the bound on connecting and on every Redis call.
+        outage_timeout: how long an acquisition rides out an unreachable Redis (retrying with
+            backoff, from 50 ms up to 1 s apart) before it raises :class:`LimiterError`; ``0``
+            raises at the first failure. Jobs already holding a slot are not affected.
         ceiling: the most ``"auto"`` will ever allow.
         initial: the starting limit for ``"auto"``.
 
@@ -307,21 +417,11 @@ class RedisLimiter:
         connect_timeout: float = 5.0,
         ceiling: int = 16,
         initial: int = 3,
+        outage_timeout: float = 30.0,
     ) -> None:
-        _require_redis()
-        if not isinstance(url, str):
-            raise TypeError(
-                f"url must be a str like 'redis://host:6379/0', not {type(url).__name__}"
-            )
-        self._safe_url = redact_url(url)
-        if urlsplit(url).scheme not in _SCHEMES:
-            raise ValueError(f"not a Redis URL (redis://, rediss://, unix://): {self._safe_url}")
-        if (
-            not isinstance(name, str)
-            or not 0 < len(name) <= 200
-            or not all(ch.isalnum() or ch in "-_.:@/" for ch in name)
-        ):
-            raise ValueError(f"name must be 1-200 letters, digits or -_.:@/, not {name!r}")
+        require_redis("RedisLimiter")
+        self._safe_url = check_redis_url(url)
+        check_budget_name(name)
         if concurrency != "auto" and (
             not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1
         ):
@@ -332,6 +432,8 @@ class RedisLimiter:
             raise ValueError(f"lease_seconds must be at least 0.1, not {lease_seconds!r}")
         if not connect_timeout > 0:
             raise ValueError(f"connect_timeout must be positive, not {connect_timeout!r}")
+        if not 0 <= outage_timeout < float("inf"):
+            raise ValueError(f"outage_timeout must be >= 0 seconds, not {outage_timeout!r}")
         self._url = url
         self._password = urlsplit(url).password
         self._name = name
@@ -342,11 +444,19 @@ class RedisLimiter:
         self._lease_seconds = float(lease_seconds)
         self._lease_ms = round(lease_seconds * 1000)
         self._timeout = float(connect_timeout)
+        self._outage_timeout = float(outage_timeout)
+        #: When this process's calls to Redis began failing (loop clock), ``None`` while they
+        #: succeed; and when the last one failed.
+        self._down_since: float | None = None
+        self._last_failure = 0.0
+        #: The epoch of the shared state this process last saw ('' before the first answer).
+        self._epoch = ""
         # Lease ids say who holds them (host, pid) for whoever inspects Redis; the random part
         # keeps two limiters in one process apart.
         self._lease_prefix = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._counter = itertools.count(1)
         self._modes: dict[str, _ModeState] = {}
+        self._epoch_key = f"mjasync:{{{name}}}:epoch"
         self._redis: Redis | None = None
         self._timer: _RenewTimer | None = None
         self._closed = False
@@ -359,7 +469,8 @@ class RedisLimiter:
         concurrency = "'auto'" if self._adaptive else str(self._fixed)
         return (
             f"RedisLimiter(url={self._safe_url!r}, name={self._name!r}, "
-            f"concurrency={concurrency}, lease_seconds={self._lease_seconds:g})"
+            f"concurrency={concurrency}, lease_seconds={self._lease_seconds:g}, "
+            f"outage_timeout={self._outage_timeout:g})"
         )
 
     @property
@@ -376,6 +487,11 @@ class RedisLimiter:
     def lease_seconds(self) -> float:
         """How long a lease outlives its holder."""
         return self._lease_seconds
+
+    @property
+    def outage_timeout(self) -> float:
+        """How long an acquisition rides out an unreachable Redis."""
+        return self._outage_timeout
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -417,7 +533,7 @@ class RedisLimiter:
             client_name=f"mjasync:{self._name}",
         )
         try:
-            await self._call("PING", client.ping)
+            await self._call("PING", client.ping, track=False)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._close_quietly(client)
@@ -475,6 +591,10 @@ class RedisLimiter:
         again when any process releases, or when the earliest lease would expire (a dead
         holder's slot), at most a second later in any case.
 
+        An unreachable Redis is retried with backoff for up to ``outage_timeout`` seconds from
+        the first failure; after a Redis restart that lost the leases, no slot is granted for
+        one ``lease_seconds`` (see the module docstring).
+
         Cancellable: a cancelled acquire holds no lease afterwards, even when the cancellation
         arrives after Redis granted it.
 
@@ -482,27 +602,38 @@ class RedisLimiter:
             mode: the mode (``None`` shares the ``default`` budget).
 
         Raises:
-            LimiterError: Redis could not be reached within ``connect_timeout``.
+            LimiterError: Redis stayed unreachable for ``outage_timeout`` seconds.
             RuntimeError: :meth:`start` was not called, or the limiter is closed.
         """
         self._require_started()
         state = self._mode(mode_key(mode))
-        lease_id = f"{self._lease_prefix}:{next(self._counter)}"
+        lease_id = self._new_lease_id()
         state.waiting += 1
         try:
             async with state.head:
                 try:
+                    attempt = 0
                     while True:
                         self._require_started()  # closed while we waited: stop here
-                        delay = await self._try_acquire(state, lease_id)
-                        if delay is None:
-                            break
-                        if state.pubsub is None:
-                            # Subscribe, then try again at once: a release between our try
-                            # and the subscription would otherwise go unheard.
-                            await self._subscribe(state)
-                            continue
-                        await self._wait_for_release(state, delay)
+                        self._check_outage()
+                        try:
+                            delay = await self._try_acquire(state, lease_id)
+                            if delay is None:
+                                break
+                            if state.pubsub is None:
+                                # Subscribe, then try again at once: a release between our try
+                                # and the subscription would otherwise go unheard.
+                                await self._subscribe(state)
+                                continue
+                            attempt = 0
+                            await self._wait_for_release(state, delay)
+                        except LimiterError as exc:
+                            await self._drop_pubsub(state)
+                            await self._ride_out(exc, attempt)
+                            attempt += 1
+                            # The failed call may have been granted: that id is doubtful (the
+                            # next renewal removes it); the next try uses a fresh one.
+                            lease_id = self._new_lease_id()
                 finally:
                     if state.waiting == 1:  # nobody queued behind us: stop listening
                         await self._drop_pubsub(state)
@@ -610,6 +741,37 @@ class RedisLimiter:
 
     # -- internals ------------------------------------------------------------------------
 
+    def _new_lease_id(self) -> str:
+        return f"{self._lease_prefix}:{next(self._counter)}"
+
+    async def _ride_out(self, error: LimiterError, attempt: int) -> None:
+        """Wait before retrying a failed call, or raise ``error`` once the outage is too long."""
+        if not isinstance(error.__cause__, _redis_errors()):
+            raise error  # not an outage (a reply we cannot read): retrying would not help
+        now = anyio.current_time()
+        # None: another call (a renewal) succeeded meanwhile; Redis flaps, count from now.
+        down = self._down_since if self._down_since is not None else now
+        elapsed = now - down
+        remaining = self._outage_timeout - elapsed
+        if remaining <= 0:
+            raise LimiterError(
+                f"{error} (Redis unreachable for {elapsed:.1f} s; outage_timeout is "
+                f"{self._outage_timeout:g} s)"
+            ) from error
+        await anyio.sleep(outage_retry_delay(attempt, remaining, random.random))
+
+    def _check_outage(self) -> None:
+        """Fail at once while a long outage lasts, but let one call a second probe Redis."""
+        down = self._down_since
+        if down is None:
+            return
+        now = anyio.current_time()
+        if now - down >= self._outage_timeout and now - self._last_failure < _PROBE_INTERVAL:
+            raise LimiterError(
+                f"Redis at {self._safe_url} has been unreachable for {now - down:.1f} s "
+                f"(outage_timeout is {self._outage_timeout:g} s)"
+            )
+
     def _require_started(self) -> None:
         if self._closed:
             raise RuntimeError("the RedisLimiter is closed")
@@ -630,19 +792,49 @@ class RedisLimiter:
             )
         return state
 
-    async def _call(self, what: str, op: Callable[[], Awaitable[Any]]) -> Any:
-        """Run one Redis operation within ``connect_timeout``, as a :class:`LimiterError`."""
+    async def _call(
+        self, what: str, op: Callable[[], Awaitable[Any]], *, track: bool = True
+    ) -> Any:
+        """Run one Redis operation within ``connect_timeout``, as a :class:`LimiterError`.
+
+        With ``track``, failures and successes mark the start and end of an outage (logged
+        once each way).
+        """
         try:
             with anyio.fail_after(self._timeout):
-                return await op()
+                reply = await op()
         except TimeoutError as exc:
-            raise LimiterError(
+            error = LimiterError(
                 f"Redis at {self._safe_url} did not answer {what} within {self._timeout:g} s"
-            ) from exc
+            )
+            if track:
+                self._failed(error)
+            raise error from exc
         except _redis_errors() as exc:
-            raise LimiterError(
-                f"Redis at {self._safe_url} failed {what}: {self._scrub(exc)}"
-            ) from exc
+            error = LimiterError(f"Redis at {self._safe_url} failed {what}: {self._scrub(exc)}")
+            if track:
+                self._failed(error)
+            raise error from exc
+        if track and self._down_since is not None:
+            _LOG.warning(
+                "limiter %s: Redis answers again after %.1f s",
+                self._name,
+                anyio.current_time() - self._down_since,
+            )
+            self._down_since = None
+        return reply
+
+    def _failed(self, error: LimiterError) -> None:
+        now = anyio.current_time()
+        self._last_failure = now
+        if self._down_since is None:
+            self._down_since = now
+            _LOG.warning(
+                "limiter %s: %s; acquisitions retry for up to %g s, jobs in flight carry on",
+                self._name,
+                error,
+                self._outage_timeout,
+            )
 
     def _scrub(self, exc: BaseException) -> str:
         text = f"{type(exc).__name__}: {exc}"
@@ -654,21 +846,28 @@ class RedisLimiter:
         """One attempt. ``None`` when granted, else how long to wait at most before the next."""
         script = self._acquire_script
         assert script is not None
-        args: list[str | int] = [lease_id, self._lease_ms, self._fixed, self._initial]
+        args: list[str | int] = [
+            lease_id,
+            self._lease_ms,
+            self._fixed,
+            self._initial,
+            self._epoch,
+            secrets.token_hex(8),
+            self._lease_ms,
+        ]
+        keys = [state.leases_key, state.aimd_key, self._epoch_key]
         # Shielded: once the script is on the wire Redis may grant the lease whether or not we
         # stay to read the answer. Reading it tells us what we hold; a cancellation is then
         # honoured by acquire(), which gives the lease back. _call bounds the shielded wait.
         with anyio.CancelScope(shield=True):
             try:
-                reply = await self._call(
-                    "acquire", lambda: script(keys=[state.leases_key, state.aimd_key], args=args)
-                )
+                reply = await self._call("acquire", lambda: script(keys=keys, args=args))
             except LimiterError:
                 # The script may or may not have run; the caller gets its error now, and the
                 # next renewal removes the id (until then it is at worst a lease nobody renews).
                 state.doubtful.add(lease_id)
                 raise
-            granted, count, limit, wait_ms = _ints(reply, 4)
+            (granted, count, limit, wait_ms), self._epoch = _ints_and_epoch(reply, 4)
             state.shared = count
             state.limit = limit
             if granted:
@@ -733,8 +932,11 @@ class RedisLimiter:
         except _redis_errors() as exc:
             _LOG.debug("closing a Redis pub/sub connection: %s", exc)
 
-    async def _remove(self, state: _ModeState, ids: Sequence[str]) -> bool:
-        """Delete leases in Redis and notify waiters; shielded, bounded, never raises."""
+    async def _remove(self, state: _ModeState, ids: Sequence[str], *, quiet: bool = False) -> bool:
+        """Delete leases in Redis and notify waiters; shielded, bounded, never raises.
+
+        ``quiet``: a failure is only a debug message (leases nobody holds, retried each round).
+        """
         script = self._release_script
         if script is None:
             return False
@@ -747,7 +949,8 @@ class RedisLimiter:
                             "release", lambda: script(keys=[state.leases_key], args=args)
                         )
             except (LimiterError, TimeoutError) as exc:
-                _LOG.warning(
+                _LOG.log(
+                    logging.DEBUG if quiet else logging.WARNING,
                     "limiter %s: could not release %d lease(s) in mode %s (%s); "
                     "they expire within %g s",
                     self._name,
@@ -764,7 +967,7 @@ class RedisLimiter:
         for state in list(self._modes.values()):
             if state.doubtful:
                 doubtful = list(state.doubtful)
-                if await self._remove(state, doubtful):
+                if await self._remove(state, doubtful, quiet=True):
                     state.doubtful.difference_update(doubtful)
             await self._renew(state)
 
@@ -775,13 +978,20 @@ class RedisLimiter:
             ids = list(state.held)
             if not ids:
                 return
-            args: list[str | int] = [self._lease_ms, *ids]
+            args: list[str | int] = [
+                self._lease_ms,
+                self._epoch,
+                secrets.token_hex(8),
+                self._lease_ms,
+                *ids,
+            ]
+            keys = [state.leases_key, self._epoch_key]
             try:
-                reply = await self._call(
-                    "renew", lambda: script(keys=[state.leases_key], args=args)
-                )
+                reply = await self._call("renew", lambda: script(keys=keys, args=args))
             except LimiterError as exc:
-                _LOG.warning(
+                # The outage itself was logged once; the leases expire unless a later round
+                # (after Redis is back) re-creates them.
+                _LOG.debug(
                     "limiter %s: could not renew %d lease(s) in mode %s: %s",
                     self._name,
                     len(ids),
@@ -789,7 +999,7 @@ class RedisLimiter:
                     exc,
                 )
                 return
-        recreated, count = _ints(reply, 2)
+        (recreated, count), self._epoch = _ints_and_epoch(reply, 2)
         state.shared = count
         if recreated:
             _LOG.warning(

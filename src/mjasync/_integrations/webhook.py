@@ -16,6 +16,10 @@ Three ways to serve the same logic:
   your own route calling :meth:`WebhookReceiver.handle_payload`.
 
 Every path goes through :func:`validate_push`, a pure function.
+
+Several workers behind one URL: give each receiver the same ``secret`` and a
+:class:`~mjasync.RedisPushBus` (``bus=``); a post that reaches any worker is then published to
+all of them (see :mod:`mjasync._integrations.redis_bus`).
 """
 
 from __future__ import annotations
@@ -34,10 +38,11 @@ import attrs
 from aiohttp import web
 from yarl import URL
 
-from .._converter import parse_task_id
+from .._converter import parse_status, parse_task_id
 
 if TYPE_CHECKING:
     from .._jobs.engine import JobEngine
+    from .redis_bus import RedisPushBus
 
 __all__ = [
     "ASGIApp",
@@ -45,6 +50,7 @@ __all__ = [
     "WebhookReceiver",
     "WebhookStatistics",
     "check_push_secret",
+    "decode_push_body",
     "validate_push",
 ]
 
@@ -73,7 +79,8 @@ class PushVerdict:
         status: 200, 400, 401, 404, 405, 408 or 413 (500 only if delivering hit a bug).
         reason: ``"valid"`` (passed :func:`validate_push`, not yet routed), ``"accepted"``
             (delivered to a client), ``"late"`` (a task that already ended: answered 200,
-            nothing to do), or a rejection: ``"method"``, ``"missing_secret"``,
+            nothing to do), ``"relayed"`` (no client here follows it; published to the other
+            workers on the bus, answered 200), or a rejection: ``"method"``, ``"missing_secret"``,
             ``"bad_secret"``, ``"too_large"``, ``"timeout"``, ``"bad_json"``,
             ``"not_object"``, ``"no_id"``, ``"unknown_task"``, ``"internal_error"``.
         task_id: the task id of the payload, once known.
@@ -95,12 +102,14 @@ class PushVerdict:
 class WebhookStatistics:
     """A snapshot of what a :class:`WebhookReceiver` received and what it led to.
 
-    ``received == accepted + late + rejected`` always holds.
+    ``received == accepted + late + relayed + rejected`` always holds.
 
     Attributes:
         received: posts (any method) that reached the handler.
         accepted: posts delivered to an attached client (answered 200).
         late: posts for a task that already ended (answered 200, ignored).
+        relayed: posts for tasks no client here follows, published on the bus for the other
+            workers (answered 200). Every valid post is published, these included.
         rejected_by_reason: non-200 answers by reason (see :class:`PushVerdict`); includes
             ``unknown_task``.
         unknown_task: posts for task ids no attached client watches (answered 404). A few
@@ -122,6 +131,7 @@ class WebhookStatistics:
     completed_by_push: int
     completed_by_poll: int
     attached: int
+    relayed: int = 0
 
     @property
     def rejected(self) -> int:
@@ -165,6 +175,19 @@ def validate_push(
         return PushVerdict(401, "missing_secret")
     if not check_push_secret(given_secret, secret):
         return PushVerdict(401, "bad_secret")
+    return decode_push_body(body, max_body_bytes=max_body_bytes)
+
+
+def decode_push_body(body: bytes, *, max_body_bytes: int) -> PushVerdict:
+    """Check a pushed body's size and shape (pure): a JSON object with a task id.
+
+    The part of :func:`validate_push` after the secret, also applied to every payload that
+    arrives over a :class:`~mjasync.RedisPushBus`: the bus carries nothing this refuses.
+
+    Returns:
+        a 413/400 :class:`PushVerdict`, or status 200 with reason ``"valid"``, the decoded
+        ``payload`` and its ``task_id``.
+    """
     if len(body) > max_body_bytes:
         return PushVerdict(413, "too_large")
     try:
@@ -249,6 +272,9 @@ class WebhookReceiver:
         secret: the URL secret (at least 16 of ``A-Za-z0-9-_``); default a random
             ``secrets.token_urlsafe(24)``. Never logged, hidden by ``repr``.
         max_body_bytes: larger bodies are refused with 413.
+        bus: a :class:`~mjasync.RedisPushBus` shared by the workers of one deployment: every
+            valid post is also published to the others, and theirs are applied here. Needs
+            ``secret`` (the same in every worker: it authenticates the posts and the bus).
 
     Raises:
         ValueError, TypeError: a bad option.
@@ -270,6 +296,7 @@ class WebhookReceiver:
         path: str = "/mjasync/hooks",
         secret: str | None = None,
         max_body_bytes: int = 1_000_000,
+        bus: RedisPushBus | None = None,
     ) -> None:
         if host is not None and not isinstance(host, str):
             raise TypeError(f"host must be a str or None, not {type(host).__name__}")
@@ -297,13 +324,32 @@ class WebhookReceiver:
         self._received = 0
         self._known: OrderedDict[str, None] = OrderedDict()
         self._retired = Counter[str]()
+        self._bus = bus
+        if bus is not None:
+            if secret is None:
+                raise ValueError(
+                    "a WebhookReceiver with a bus needs secret= (the same in every worker: the "
+                    "server posts to one URL, and the bus is sealed with it)"
+                )
+            bus.bind(
+                secret=self._secret,
+                max_body_bytes=max_body_bytes,
+                deliver=self._deliver_remote,
+                followed=self._followed_ids,
+            )
 
     def __repr__(self) -> str:
         where = self._local_url() or ("mounted" if self._mounted else "not started")
+        bus = f", bus={self._bus!r}" if self._bus is not None else ""
         return (
             f"WebhookReceiver({where}, path={self.path!r}, public_url={self._public_url!r}, "
-            f"secret='***', attached={len(self._engines)})"
+            f"secret='***', attached={len(self._engines)}{bus})"
         )
+
+    @property
+    def bus(self) -> RedisPushBus | None:
+        """The push bus shared with the other workers, if any."""
+        return self._bus
 
     # -- addresses -------------------------------------------------------------------------
 
@@ -396,6 +442,8 @@ class WebhookReceiver:
             raise RuntimeError("this receiver has host=None: your own server serves it")
         await self._start()
         self._auto_started = False
+        if self._bus is not None:
+            await self._bus.start()
 
     async def _start(self) -> None:
         assert self.host is not None
@@ -429,8 +477,11 @@ class WebhookReceiver:
         """Stop the own site, if it runs (idempotent; never raises).
 
         Attached clients are not closed: they keep polling, and detach when they close.
-        Posts still being handled get a short grace period.
+        Posts still being handled get a short grace period. The bus stops once no client is
+        attached either.
         """
+        if self._bus is not None and not self._engines:
+            await self._bus.aclose()
         async with self._lock:
             runner, self._runner = self._runner, None
             self._port = None
@@ -463,6 +514,8 @@ class WebhookReceiver:
             await self._start()
             self._auto_started = True
         self._engines.append(engine)
+        if self._bus is not None:
+            await self._bus.start()  # idempotent; never fails the client (it falls back)
 
     async def detach(self, engine: JobEngine) -> None:
         """Stop delivering to ``engine`` (called by the client when it closes; never raises).
@@ -479,8 +532,11 @@ class WebhookReceiver:
         self._retired["pushes_applied"] += counters.pushes_applied
         self._retired["completed_by_push"] += counters.completed_by_push
         self._retired["completed_by_poll"] += counters.completed_by_poll
-        if not self._engines and self._auto_started:
-            await self.aclose()
+        if not self._engines:
+            if self._auto_started:
+                await self.aclose()
+            elif self._bus is not None and not self.running:
+                await self._bus.aclose()
 
     # -- mounting --------------------------------------------------------------------------
 
@@ -545,7 +601,15 @@ class WebhookReceiver:
             secret, body, secret=self._secret, max_body_bytes=self.max_body_bytes
         )
         if verdict.ok:
-            verdict = self._deliver(verdict)
+            routed = self._deliver(verdict)
+            if self._bus is not None and routed.reason != "internal_error":
+                assert verdict.task_id is not None
+                assert verdict.payload is not None
+                terminal = parse_status(verdict.payload.get("status")).is_terminal
+                published = self._bus.publish(verdict.task_id, body, terminal=terminal)
+                if published and routed.reason == "unknown_task":
+                    routed = PushVerdict(200, "relayed", task_id=routed.task_id)
+            verdict = routed
         return self._count(verdict)
 
     def _count(self, verdict: PushVerdict) -> PushVerdict:
@@ -555,17 +619,35 @@ class WebhookReceiver:
             log.debug("webhook post rejected: %s (HTTP %d)", verdict.reason, verdict.status)
         return verdict
 
+    def _apply(self, task_id: str, payload: Mapping[str, Any]) -> bool:
+        """Apply a payload to every attached client that follows the task."""
+        delivered = False
+        for engine in tuple(self._engines):
+            watch = engine.find(task_id)
+            if watch is not None and not watch.retired:
+                engine.observe(payload, "push")
+                delivered = True
+        return delivered
+
+    def _deliver_remote(self, task_id: str, payload: Mapping[str, Any]) -> bool:
+        """A push another worker received, from the bus (already checked like a post)."""
+        return self._apply(task_id, payload)
+
+    def _followed_ids(self) -> list[str]:
+        """The task ids the attached clients follow (the bus catches up on these)."""
+        return [
+            watch.task_id
+            for engine in tuple(self._engines)
+            for watch in engine.watches()
+            if not watch.retired
+        ]
+
     def _deliver(self, verdict: PushVerdict) -> PushVerdict:
         task_id, payload = verdict.task_id, verdict.payload
         assert task_id is not None
         assert payload is not None
-        delivered = False
         try:
-            for engine in tuple(self._engines):
-                watch = engine.find(task_id)
-                if watch is not None and not watch.retired:
-                    engine.observe(payload, "push")
-                    delivered = True
+            delivered = self._apply(task_id, payload)
         except Exception:  # a bug in the engine must not become a crashed handler
             log.exception("task %s: applying a pushed payload failed", task_id)
             return PushVerdict(500, "internal_error", task_id=task_id)
@@ -662,7 +744,7 @@ class WebhookReceiver:
         rejected = {
             reason: count
             for reason, count in sorted(self._counts.items())
-            if reason not in ("accepted", "late") and count
+            if reason not in ("accepted", "late", "relayed") and count
         }
         return WebhookStatistics(
             received=self._received,
@@ -670,6 +752,7 @@ class WebhookReceiver:
             late=self._counts["late"],
             rejected_by_reason=MappingProxyType(rejected),
             unknown_task=self._counts["unknown_task"],
+            relayed=self._counts["relayed"],
             pushes_applied=client["pushes_applied"],
             completed_by_push=client["completed_by_push"],
             completed_by_poll=client["completed_by_poll"],

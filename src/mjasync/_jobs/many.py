@@ -5,6 +5,10 @@ A fixed pool of submitters walks the requests in order (slot first, then the POS
 job. What happens to each job is delivered by callback (``gather``) or into one merged event
 queue (``stream``, ``watch``). These calls *own* their jobs: if they are cancelled, or their
 consumer stops early, the jobs nobody else owns are abandoned.
+
+A request that cannot get a slot (a shared budget's store stayed unreachable: ``LimiterError``)
+fails in its own place, like a refused submit: the pool goes on with the next request, and the
+jobs already started are followed to their ends.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import Any
 
 import anyio
 
-from .._errors import MjError, TaskError
+from .._errors import LimiterError, MjError, TaskError
 from .._models import Task, TaskStatus
 from .engine import POSTS_AT_ONCE, JobEngine, result_of
 from .events import ProgressEvent
@@ -51,7 +55,14 @@ async def submit_all(
         for position, request, body in work:  # one shared iterator: items go out in order
             if gate is not None:
                 await gate.acquire()
-            slot = await engine.acquire(mode)  # the slot first: only `concurrency` jobs exist
+            try:
+                # The slot first: only `concurrency` jobs exist.
+                slot = await engine.acquire(mode)
+            except LimiterError as exc:
+                # Its own outcome, not the pool's: raised here it would end every submitter
+                # and lose the results of the jobs already running.
+                refused(position, request, exc)
+                continue
             try:
                 job = await engine.start(request, body, mode, slot, in_engine_task=True)
             except MjError as exc:
