@@ -15,6 +15,8 @@ or against the built-in simulator::
 then::
 
     curl 'http://127.0.0.1:8080/imagine?prompt=a+red+fox'
+
+It writes nothing to disk: the answers carry the image URLs the server gave.
 """
 
 from __future__ import annotations

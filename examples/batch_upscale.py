@@ -5,11 +5,15 @@ the batch without pressing any button twice.
 
 Against a real server (MJ_BASE_URL / MJ_API_KEY)::
 
-    python examples/batch_upscale.py out-upscaled
+    python examples/batch_upscale.py out/upscaled
 
 against the built-in simulator::
 
-    python examples/batch_upscale.py out-upscaled --simulate
+    python examples/batch_upscale.py out/upscaled --simulate
+
+It writes the grids, the upscales (``<prompt>_<task id>_U1.png`` ...), ``manifest.jsonl``,
+``index.html`` and ``journal.sqlite`` into the directory given (default ``out/upscaled``,
+relative to where you run it; ``out/`` is in the repository's ``.gitignore``).
 """
 
 from __future__ import annotations
@@ -52,4 +56,4 @@ async def main(out_dir: str, simulate: bool) -> None:
 
 if __name__ == "__main__":
     arguments = [a for a in sys.argv[1:] if not a.startswith("--")]
-    anyio.run(main, arguments[0] if arguments else "out-upscaled", "--simulate" in sys.argv)
+    anyio.run(main, arguments[0] if arguments else "out/upscaled", "--simulate" in sys.argv)

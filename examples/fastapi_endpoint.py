@@ -3,7 +3,7 @@
 The lifespan handler owns one :class:`mjasync.Client` for the application's whole life, so
 all requests share one connection pool and one in-flight budget.
 
-Run (needs ``pip install fastapi uvicorn``)::
+Run (needs ``pip install 'mjasync[fastapi]'``: FastAPI and uvicorn)::
 
     MJ_BASE_URL=https://relay.example.com MJ_API_KEY=sk-... \\
         uvicorn examples.fastapi_endpoint:app
@@ -12,6 +12,8 @@ then::
 
     curl -X POST localhost:8000/imagine -H 'content-type: application/json' \\
         -d '{"prompt": "a red fox"}'
+
+It writes nothing to disk: the answers carry the image URLs the server gave.
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ In a Jupyter cell (top-level ``await`` works there)::
 As a script, against the built-in simulator::
 
     python examples/stream_progress.py
+
+The script writes its images, ``manifest.jsonl``, ``index.html`` and ``journal.sqlite`` into
+``out/stream`` (relative to where you run it; ``out/`` is in the repository's ``.gitignore``).
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ async def main() -> None:
         FakeMidjourney(job_duration=1.0, progress_steps=4) as fake,
         mjasync.Client(fake.base_url, "sk-test", poll_interval=0.2) as client,
     ):
-        summary = await show_progress(client, PROMPTS, "out-stream")
+        summary = await show_progress(client, PROMPTS, "out/stream")
     print(f"{summary.succeeded}/{summary.total} succeeded in {summary.wall_time:.1f}s")
 
 

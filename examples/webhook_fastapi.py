@@ -1,6 +1,6 @@
 """Push updates inside a FastAPI (or Starlette) application, through the ASGI adapter.
 
-    pip install fastapi uvicorn
+    pip install 'mjasync[fastapi]'   # FastAPI and uvicorn
     MJ_BASE_URL=https://... MJ_API_KEY=sk-... PUBLIC_URL=https://my-app.example \
         uvicorn examples.webhook_fastapi:app --host 0.0.0.0 --port 8000 --no-access-log
 
@@ -14,6 +14,8 @@ clients it feeds.
 Two equivalent ways to route the posts are shown: mounting ``receiver.asgi_app()`` (it checks
 the secret, caps the body while reading it, counts every rejection), or, with
 ``HOOK_ROUTE=custom``, a route of your own calling ``receiver.handle_payload(secret, body)``.
+
+It writes nothing to disk.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 import mjasync
-from mjasync._integrations.webhook import WebhookReceiver  # also mjasync.WebhookReceiver
+from mjasync import WebhookReceiver
 
 receiver = WebhookReceiver(None, public_url=os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000"))
 state: dict[str, mjasync.Client] = {}

@@ -8,6 +8,8 @@ The receiver listens on 127.0.0.1 (a free port) unless told otherwise; a remote 
 ``--public-url`` (a tunnel or reverse proxy in front of this machine) and ``--host 0.0.0.0``.
 Polling stays on as the fallback (relays usually strip ``notifyHook``), just much slower for
 jobs that receive pushes.
+
+It writes nothing to disk.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from contextlib import AsyncExitStack
 
 import mjasync
-from mjasync._integrations.webhook import WebhookReceiver  # also mjasync.WebhookReceiver
+from mjasync import WebhookReceiver
 from mjasync.testing import FakeMidjourney
 
 

@@ -654,3 +654,46 @@ def test_split_grid_refuses_tiny_and_non_images(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         split_grid(text)
     assert sorted(os.listdir(tmp_path)) == ["notes.png", "tiny.png"]
+
+
+# --------------------------------------------------------------------------- names and parts
+
+
+def test_upscales_and_named_prompts_get_labelled_names() -> None:
+    assert task_image_filename("9", "a cat", None, label="U2") == "a-cat_9_U2.png"
+    assert task_image_filename("9", "a cat", None, label="U2", index=1) == "a-cat_9_U2_1.png"
+    assert task_image_filename("9", "a cat", None, name="Fox Portrait") == "fox-portrait_9.png"
+    # Anything but a short button name is slugged like the rest: no path, no dot, no case.
+    assert task_image_filename("9", "a cat", None, label="../Up (Subtle)") == (
+        "a-cat_9_up-subtle.png"
+    )
+
+
+def test_server_sent_parts_needs_four_images_beside_the_grid() -> None:
+    grid = "https://cdn.example/grid.png"
+    four = tuple(ImageRef(f"https://cdn.example/{n}.png") for n in range(1, 5))
+    assert download.server_sent_parts(
+        Task(id="1", action=TaskAction.IMAGINE, image_url=grid, image_urls=four)
+    )
+    assert not download.server_sent_parts(
+        Task(id="1", action=TaskAction.IMAGINE, image_url=grid, image_urls=(ImageRef(grid),))
+    )
+    assert not download.server_sent_parts(
+        Task(id="1", action=TaskAction.UPSCALE, image_url=grid, image_urls=four)
+    )
+
+
+async def test_split_leaves_grids_alone_whose_images_came_from_the_server(
+    server: TestServer, session: aiohttp.ClientSession, out: Path
+) -> None:
+    downloader = Downloader(session, out)
+    task = Task(
+        id="77",
+        action=TaskAction.IMAGINE,
+        prompt="cat",
+        image_url=url(server, "/img/grid.png"),
+        image_urls=tuple(ImageRef(url(server, f"/img/grid.png?part={n}")) for n in range(1, 5)),
+    )
+    paths = await downloader.fetch_task_images(task, split=True)
+    assert [p.name for p in paths] == ["cat_77.png", *(f"cat_77_{n}.png" for n in range(1, 5))]
+    assert downloader.expected_files(task, split=True) == paths

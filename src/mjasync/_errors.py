@@ -117,6 +117,8 @@ class APIError(MjError):
         http_status: the HTTP status (``200`` for proxies that report errors in the body).
         code: the proxy's body ``code`` (``None`` when the body had none).
         description: the server's own text; may be Chinese or English. Do not parse it.
+        message: what went wrong in English: a sentence for a server text mjasync knows,
+            else the description itself. ``str(exc)`` starts with it.
         properties: the body's ``properties`` mapping (empty when absent).
         method, path: the request (the path includes the mode prefix).
     """
@@ -130,8 +132,10 @@ class APIError(MjError):
         properties: Mapping[str, Any] | None = None,
         method: str | None = None,
         path: str | None = None,
+        message: str | None = None,
     ) -> None:
         self.description = description
+        self.message = message or description
         self.http_status = http_status
         self.code = code
         self.properties: Mapping[str, Any] = properties if properties is not None else _EMPTY
@@ -142,8 +146,10 @@ class APIError(MjError):
             parts.append(f"HTTP {http_status}")
         if code is not None:
             parts.append(f"code {code}")
+        if self.message != description:  # the server's own words stay in the text
+            parts.append(f"server said {description!r}")
         detail = f" ({', '.join(parts)})" if parts else ""
-        super().__init__(f"{description}{detail}{_where(method, path)}")
+        super().__init__(f"{self.message}{detail}{_where(method, path)}")
 
 
 class AuthenticationError(APIError):

@@ -156,7 +156,7 @@ def check_custom_id(custom_id: object) -> str:
     """A button custom id as the server sent it, e.g. ``MJ::JOB::upsample::1::<hash>``."""
     if not isinstance(custom_id, str):
         raise TypeError(f"custom_id must be a str, not {type(custom_id).__name__}")
-    if not _CUSTOM_ID.match(custom_id):
+    if not _CUSTOM_ID.fullmatch(custom_id):
         raise ValueError(
             f"not a button custom id: {custom_id!r} (expected 'MJ::...' from task.buttons)"
         )

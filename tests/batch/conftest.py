@@ -20,6 +20,13 @@ def fast_client(fake: FakeMidjourney, **options: Any) -> mjasync.Client:
     return sim_clients.fast_client(fake, KEY, max_retries=2, **options)
 
 
+@pytest.fixture(autouse=True)
+def simulator_state(tmp_path_factory, monkeypatch) -> None:
+    """``--simulate`` single commands keep their account in a file: one per test, not ~."""
+    path = tmp_path_factory.mktemp("simulator") / "simulator.jsonl"
+    monkeypatch.setenv("MJASYNC_SIMULATOR_STATE", str(path))
+
+
 @pytest.fixture
 def sim_options() -> dict[str, Any]:
     return {"job_duration": 0.08, "progress_steps": 3}

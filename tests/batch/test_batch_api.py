@@ -79,7 +79,8 @@ async def test_end_to_end_images_manifest_and_contact_sheet(make_client, fake, t
     assert storm["task_id"]
     assert storm["error"]
     assert banned["task_id"] is None
-    assert "code 24" in banned["error"]
+    assert banned["error"] == "the prompt contains a word the server bans: 'gore'"
+    assert banned["server_message"] == "可能包含敏感词"  # the server's own words stay
     for line in manifest:
         assert set(line) >= {"prompt", "key", "task_id", "status", "files", "error"}
 

@@ -70,24 +70,30 @@ async def test_a_server_restart_turns_jobs_into_lost_errors_not_hangs(fake, make
         assert await in_flight(client) == 0
 
 
-async def test_cancelling_the_only_consumer_cancels_upstream_and_holds_the_slot_till_then(
-    fake, make_client
-):
-    async with make_client(concurrency=1) as client:
+async def test_cancelling_the_only_consumer_cancels_upstream_and_holds_the_slot_till_then():
+    # A --slow job takes 10 x 0.4 s here: the slot must come back long before that.
+    async with (
+        FakeMidjourney(api_keys=(KEY,), job_duration=0.4, progress_steps=4) as fake,
+        fast_client(fake, concurrency=1) as client,
+    ):
         async with anyio.create_task_group() as tg:
             tg.start_soon(client.imagine, "long --slow")
-            await wait_until(lambda: _busy(client))
+            await wait_until(lambda: _accepted(client))  # the job exists: now we cancel
             tg.cancel_scope.cancel()
         # Abandoned, not forgotten: the slot stays taken until the server says the job ended
         # (else the account would run more jobs than the budget) ...
         assert await in_flight(client) == 1
         assert client.statistics().jobs_abandoned == 1
         # ... and the C# accent has a cancel route, so that end comes long before the --slow
-        # job's own (1 s here): the next job gets the slot once the cancel is seen.
-        with anyio.fail_after(0.8):
+        # job's own (4 s): the next job gets the slot once the cancel is seen.
+        with anyio.fail_after(2.5):
             task = await client.imagine("after")
         assert await _cancelled(fake)
     assert task.status is mjasync.TaskStatus.SUCCESS
+
+
+async def _accepted(client: mjasync.Client) -> bool:
+    return client.statistics().jobs_submitted == 1
 
 
 async def _busy(client: mjasync.Client) -> bool:

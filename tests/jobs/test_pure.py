@@ -105,7 +105,8 @@ def test_aimd_grows_by_windows_and_halves_on_refusal():
     state = next_limit(state, "refused")
     assert state == AimdState(3, 0)
     assert next_limit(AimdState(1), "refused").limit == 1  # never below the floor
-    assert next_limit(AimdState(16), "accepted", ceiling=16).limit == 16  # nor above the ceiling
+    # nor above the ceiling, even when a whole window of accepts completes there
+    assert next_limit(AimdState(16, 15), "accepted", ceiling=16) == AimdState(16, 0)
 
 
 def test_local_limiter_rejects_bad_concurrency():

@@ -51,10 +51,10 @@ from .download import (
     image_session,
 )
 from .files import CountingDownloader
-from .journal import Journal, JournalStore, request_key
+from .journal import Journal, JournalState, JournalStore, ResumePlan, request_key
 from .lock import DIR_LOCK_NAME, BatchLock, journal_lock_path
 from .runner import PromptSpec, Runner, UnitSpec
-from .types import BatchEvent, BatchSummary
+from .types import BatchEvent, BatchItem, BatchPlan, BatchSummary
 
 __all__ = ["Batch", "UpscaleChoice", "run_batch"]
 
@@ -118,7 +118,17 @@ def _label(request: Request) -> str:
     return request.kind.replace("_", " ")
 
 
+def _item_buttons(item: BatchItem, default: tuple[str, ...]) -> tuple[str, ...]:
+    if item.upscale is None:
+        return default
+    if item.upscale == "none":
+        return ()
+    return _buttons(item.upscale)
+
+
 def _as_request(index: int, item: object) -> Request:
+    if isinstance(item, BatchItem):
+        return _as_request(index, item.request)
     if isinstance(item, str):
         try:
             return Imagine(item)
@@ -127,24 +137,26 @@ def _as_request(index: int, item: object) -> Request:
     if isinstance(item, _REQUEST_TYPES):
         return item
     raise TypeError(
-        f"batch item {index + 1} must be a prompt str or a request (mjasync.Imagine, ...), "
-        f"not {type(item).__name__}"
+        f"batch item {index + 1} must be a prompt str, a request (mjasync.Imagine, ...) or "
+        f"a BatchItem, not {type(item).__name__}"
     )
 
 
 def plan_prompts(
-    client: Client, requests: Iterable[Request | str], buttons: tuple[str, ...]
+    client: Client, requests: Iterable[Request | str | BatchItem], buttons: tuple[str, ...]
 ) -> list[PromptSpec]:
     """Turn the input into prompt specs with their journal keys (validating every request).
 
     The key of a request comes from its route and body without ``state``/``notifyHook``,
     plus its occurrence number, so the same prompt listed twice is two requests. An
-    upscale's key comes from its grid's key and the button.
+    upscale's key comes from its grid's key and the button. A :class:`BatchItem` brings its
+    own mode, upscales and file name.
     """
     specs = []
     seen: Counter[str] = Counter()
     for index, item in enumerate(requests):
         request = _as_request(index, item)
+        options = item if isinstance(item, BatchItem) else BatchItem(request)
         client.request_body(request)  # the client's own checks (image size) before any run
         body = request.to_body()
         first = request_key(request.route, body)
@@ -152,7 +164,8 @@ def plan_prompts(
         seen[first] += 1
         key = first if occurrence == 0 else request_key(request.route, body, occurrence)
         label = _label(request)
-        ups = buttons if isinstance(request, Imagine | Blend) else ()
+        wanted = _item_buttons(options, buttons)
+        ups = wanted if isinstance(request, Imagine | Blend) else ()
         specs.append(
             PromptSpec(
                 index=index,
@@ -167,9 +180,31 @@ def plan_prompts(
                     )
                     for button in ups
                 ),
+                mode=options.mode,
+                name=options.name,
             )
         )
     return specs
+
+
+def plan_counts(prompts: Iterable[PromptSpec], plan: ResumePlan) -> BatchPlan:
+    """How many requests of ``prompts`` a run with ``plan`` submits, watches, ... Pure."""
+    counts = dict.fromkeys(("new", "retried", "watch", "download", "finished", "uncertain"), 0)
+    buckets = {
+        key: bucket
+        for bucket in ("submit", "watch", "download", "finished", "uncertain")
+        for key in getattr(plan, bucket)
+    }
+    for spec in prompts:
+        for unit in (spec.main, *spec.upscales):
+            bucket = buckets.get(unit.key, "submit")
+            if bucket == "submit":
+                entry = plan.entries.get(unit.key)
+                failed = entry is not None and entry.state is JournalState.FAILED
+                counts["retried" if failed else "new"] += 1
+            else:
+                counts[bucket] += 1
+    return BatchPlan(**counts)
 
 
 class Batch:
@@ -188,6 +223,8 @@ class Batch:
             download those images too.
         resubmit_uncertain: resend requests whose earlier submit may have reached the server
             (they may be paid twice). By default they are reported, not resent.
+        retry_failed: submit again the requests that failed in an earlier run, or whose task
+            the server lost (they are paid again; :meth:`preview` says how many).
         download_limit: images downloaded at once.
         session: an aiohttp session for the downloads (default: a private one, without the
             API key, so no CDN ever sees it, that checks every address it connects to).
@@ -222,7 +259,7 @@ class Batch:
     def __init__(
         self,
         client: Client,
-        requests: Iterable[Request | str],
+        requests: Iterable[Request | str | BatchItem],
         *,
         out_dir: str | os.PathLike[str],
         journal: str | os.PathLike[str] | JournalStore | None = None,
@@ -230,6 +267,7 @@ class Batch:
         split: bool = False,
         upscale: UpscaleChoice = None,
         resubmit_uncertain: bool = False,
+        retry_failed: bool = False,
         download_limit: int = 4,
         session: aiohttp.ClientSession | None = None,
         allow_private_image_hosts: bool = False,
@@ -259,6 +297,7 @@ class Batch:
         self._download = bool(download)
         self._split = bool(split)
         self._resubmit_uncertain = bool(resubmit_uncertain)
+        self._retry_failed = bool(retry_failed)
         self._download_limit = download_limit
         self._session = session
         self._allow_private_image_hosts = bool(allow_private_image_hosts)
@@ -296,6 +335,40 @@ class Batch:
     def summary(self) -> BatchSummary | None:
         """The summary once the batch has finished, else ``None``."""
         return self._summary
+
+    async def preview(self) -> BatchPlan:
+        """What :meth:`run` would do with the journal as it is now; sends nothing.
+
+        Use it to say what a run will pay before it pays: ``plan.submits`` jobs at most,
+        ``plan.retried`` of them failed before (``retry_failed=True``).
+
+        Raises:
+            JournalError: the journal cannot be read.
+        """
+        keys = [u.key for spec in self._prompts for u in (spec.main, *spec.upscales)]
+        arg = self._journal_arg
+        if arg is not None and not isinstance(arg, str | os.PathLike):
+            store = arg
+            if not isinstance(store, JournalStore):
+                raise TypeError(
+                    f"journal must be a path or a JournalStore, not {type(store).__name__}"
+                )
+            plan = await store.plan(
+                keys,
+                resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
+            )
+            return plan_counts(self._prompts, plan)
+        path = self.out_dir / "journal.sqlite" if arg is None else Path(arg)
+        if not await anyio.Path(path).exists():
+            return plan_counts(self._prompts, ResumePlan())
+        async with await Journal.open(path) as journal:
+            plan = await journal.plan(
+                keys,
+                resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
+            )
+        return plan_counts(self._prompts, plan)
 
     async def events(self) -> AsyncGenerator[BatchEvent, None]:
         """Run the batch and yield its events as they happen; ``summary`` is set at the end.
@@ -381,6 +454,7 @@ class Batch:
                 downloader=downloader,
                 split=self._split,
                 resubmit_uncertain=self._resubmit_uncertain,
+                retry_failed=self._retry_failed,
                 emit=emit,
             )
             try:
@@ -400,6 +474,9 @@ class Batch:
             requests=after.requests - before.requests,
             submits=after.submits - before.submits,
             polls=after.polls + after.fetches - before.polls - before.fetches,
+            refused=runner.refused,
+            retried=runner.retried,
+            split_skipped=runner.split_skipped,
             out_dir=os.fspath(self.out_dir),
             manifest=os.fspath(self.out_dir / "manifest.jsonl"),
             index=os.fspath(self.out_dir / "index.html"),
@@ -441,7 +518,7 @@ class Batch:
 
 async def run_batch(
     client: Client,
-    requests: Iterable[Request | str],
+    requests: Iterable[Request | str | BatchItem],
     *,
     out_dir: str | os.PathLike[str],
     journal: str | os.PathLike[str] | JournalStore | None = None,
@@ -449,6 +526,7 @@ async def run_batch(
     split: bool = False,
     upscale: UpscaleChoice = None,
     resubmit_uncertain: bool = False,
+    retry_failed: bool = False,
     on_event: EventHook | None = None,
     download_limit: int = 4,
     allow_private_image_hosts: bool = False,
@@ -488,6 +566,7 @@ async def run_batch(
         split=split,
         upscale=upscale,
         resubmit_uncertain=resubmit_uncertain,
+        retry_failed=retry_failed,
         download_limit=download_limit,
         allow_private_image_hosts=allow_private_image_hosts,
         image_read_timeout=image_read_timeout,

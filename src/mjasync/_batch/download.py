@@ -79,6 +79,7 @@ __all__ = [
     "image_session",
     "image_suffix",
     "safe_filename",
+    "server_sent_parts",
     "split_grid",
     "task_image_filename",
     "task_image_urls",
@@ -111,6 +112,8 @@ _WRITE_BATCH = 512 * 1024  # bytes collected before one hop to the writer thread
 _STEM_MAX = 100
 _PROMPT_SLUG_MAX = 48
 _ID_SLUG_MAX = 40
+_LABEL_MAX = 24
+_LABEL_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 
 _CONTENT_TYPE_SUFFIX = {
     "image/png": ".png",
@@ -119,6 +122,7 @@ _CONTENT_TYPE_SUFFIX = {
     "image/pjpeg": ".jpg",
     "image/webp": ".webp",
     "image/gif": ".gif",
+    "video/mp4": ".mp4",
 }
 _URL_SUFFIX = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp", ".gif": ".gif"}
 _SUFFIX_RE = re.compile(r"^\.[a-z0-9]{1,10}$")
@@ -128,8 +132,6 @@ _RESERVED = frozenset(
     | {f"COM{i}" for i in range(10)}
     | {f"LPT{i}" for i in range(10)}
 )
-# Actions whose result is one or more videos (their image, if any, is a poster).
-_VIDEO_ACTIONS = frozenset({TaskAction.VIDEO, TaskAction.VIDEO_EXTEND, TaskAction.SWAP_VIDEO_FACE})
 # Actions whose image is a single picture, not a 2x2 grid (or not an output at all).
 _NOT_GRIDS = frozenset(
     {
@@ -138,9 +140,13 @@ _NOT_GRIDS = frozenset(
         TaskAction.DESCRIBE,
         TaskAction.SHORTEN,
         TaskAction.SWAP_FACE,
-        *_VIDEO_ACTIONS,
+        TaskAction.VIDEO,
+        TaskAction.VIDEO_EXTEND,
+        TaskAction.SWAP_VIDEO_FACE,
     }
 )
+# Actions whose result is one or more videos (their image, if any, is a poster).
+_VIDEO_ACTIONS = frozenset({TaskAction.VIDEO, TaskAction.VIDEO_EXTEND, TaskAction.SWAP_VIDEO_FACE})
 # Actions whose result is text (describe, shorten), a video, or not known to us: a SUCCESS
 # without an image URL is complete for them.
 _NO_IMAGE_EXPECTED = frozenset(
@@ -188,6 +194,13 @@ def _slug(text: str, max_len: int) -> str:
     return slug
 
 
+def _check_index(index: object) -> None:
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise TypeError(f"index must be an int or None, not {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"index must be >= 0, not {index}")
+
+
 def safe_filename(stem: str, index: int | None, suffix: str) -> str:
     """A file name that is safe on every common filesystem and cannot name a directory.
 
@@ -206,10 +219,7 @@ def safe_filename(stem: str, index: int | None, suffix: str) -> str:
         'con__2.png'
     """
     if index is not None:
-        if isinstance(index, bool) or not isinstance(index, int):
-            raise TypeError(f"index must be an int or None, not {type(index).__name__}")
-        if index < 0:
-            raise ValueError(f"index must be >= 0, not {index}")
+        _check_index(index)
     ext = suffix.strip().lower()
     if not ext.startswith("."):
         ext = "." + ext
@@ -254,6 +264,11 @@ def image_suffix(url: str | None, content_type: str | None = None) -> str:
     return ".png"
 
 
+def _label_part(label: str) -> str:
+    # "U2", "V1" keep their case (they are what the user pressed); anything else is slugged.
+    return label if _LABEL_RE.match(label) else _slug(label, _LABEL_MAX)
+
+
 def task_image_filename(
     task_id: str,
     prompt: str | None,
@@ -261,30 +276,52 @@ def task_image_filename(
     content_type: str | None = None,
     *,
     index: int | None = None,
+    name: str | None = None,
+    label: str | None = None,
 ) -> str:
-    """The file name for one image of a task: ``<prompt-slug>_<task-id>[_<index>].<ext>``.
+    """The file name for one image of a task: ``<words>_<task-id>[_<label>][_<index>].<ext>``.
 
-    Built only from the prompt's words (slugged, at most 48 characters) and the task id
-    (slugged; a short digest is added when the id needed rewriting, so hostile ids cannot
-    collide); the URL and media type only choose the extension from a fixed list.
+    Built only from the prompt's words (or ``name``, when given; slugged, at most 48
+    characters), the task id (slugged; a short digest is added when the id needed rewriting,
+    so hostile ids cannot collide) and ``label`` (the button that made the image, e.g.
+    ``"U2"``: letters and digits kept as they are, anything else slugged); the URL and media
+    type only choose the extension from a fixed list.
 
     Example:
         >>> task_image_filename("1712345", "a black cat --ar 3:2", "https://cdn/x/grid.webp")
         'a-black-cat_1712345.webp'
+        >>> task_image_filename("1712399", "a black cat", None, label="U2")
+        'a-black-cat_1712399_U2.png'
     """
-    words = _slug(_prompt_words(prompt or ""), _PROMPT_SLUG_MAX) or "image"
-    stem = f"{words}_{_task_id_part(str(task_id))}"
-    return safe_filename(stem, index, image_suffix(url, content_type))
+    source = name if name and name.strip() else _prompt_words(prompt or "")
+    words = _slug(source, _PROMPT_SLUG_MAX) or "image"
+    ext = image_suffix(url, content_type)
+    stem = safe_filename(f"{words}_{_task_id_part(str(task_id))}", None, ext)[: -len(ext)]
+    tail = _label_part(label) if label else ""
+    if tail:
+        stem += f"_{tail}"
+    if index is not None:
+        _check_index(index)
+        stem += f"_{index}"
+    return stem + ext
 
 
-def task_video_filename(task_id: str, prompt: str | None, *, index: int | None = None) -> str:
-    """The file name for one video of a task: ``<prompt-slug>_<task-id>[_<index>].mp4``.
+def task_video_filename(
+    task_id: str,
+    prompt: str | None,
+    *,
+    index: int | None = None,
+    name: str | None = None,
+    label: str | None = None,
+) -> str:
+    """The file name for one video of a task: ``<words>_<task-id>[_<label>][_<index>].mp4``.
 
     Built like :func:`task_image_filename`; the extension is always ``.mp4`` (the servers
     make MP4 only, and the bytes are checked to be one).
     """
-    words = _slug(_prompt_words(prompt or ""), _PROMPT_SLUG_MAX) or "video"
-    return safe_filename(f"{words}_{_task_id_part(str(task_id))}", index, ".mp4")
+    return task_image_filename(
+        task_id, prompt, None, "video/mp4", index=index, name=name, label=label
+    )
 
 
 def contained_path(out_dir: str | os.PathLike[str], name: str) -> Path:
@@ -834,41 +871,77 @@ def expects_media(task: Task) -> bool:
     return expects_image(task) or expects_video(task)
 
 
-def task_video_urls(task: Task) -> list[tuple[str, str]]:
+def task_video_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str]]:
     """``(url, file name)`` of every distinct video of ``task`` (``task.videos``). Pure."""
     jobs: list[tuple[str, str]] = []
     seen: set[str] = set()
     for number, ref in enumerate(task.videos, start=1):
         if ref.url and ref.url not in seen:
             seen.add(ref.url)
-            jobs.append((ref.url, task_video_filename(task.id, task.prompt, index=number)))
+            filename = task_video_filename(
+                task.id, task.prompt, index=number, name=name, label=label
+            )
+            jobs.append((ref.url, filename))
     return jobs
 
 
-def task_media_urls(task: Task) -> list[tuple[str, str, Media]]:
+def task_media_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str, Media]]:
     """``(url, file name, "image" | "video")``: the images, then the videos. Pure."""
     jobs: list[tuple[str, str, Media]] = [
-        (url, name, "image") for url, name in task_image_urls(task)
+        (url, file, "image") for url, file in task_image_urls(task, name=name, label=label)
     ]
-    jobs += [(url, name, "video") for url, name in task_video_urls(task)]
+    jobs += [(url, file, "video") for url, file in task_video_urls(task, name=name, label=label)]
     return jobs
 
 
-def task_image_urls(task: Task) -> list[tuple[str, str]]:
+def task_image_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str]]:
     """``(url, file name)`` of every distinct image of ``task``: ``image_url`` first. Pure.
 
-    A video's URL is never taken for an image: C lists its videos in ``imageUrls`` too.
+    ``name`` and ``label`` go into the file names (see :func:`task_image_filename`). A
+    video's URL is never taken for an image: C lists its videos in ``imageUrls`` too.
     """
     jobs: list[tuple[str, str]] = []
     seen: set[str] = {ref.url for ref in task.videos}
+
+    def filename(url: str, index: int | None) -> str:
+        return task_image_filename(task.id, task.prompt, url, index=index, name=name, label=label)
+
     if task.image_url and task.image_url not in seen:
         seen.add(task.image_url)
-        jobs.append((task.image_url, task_image_filename(task.id, task.prompt, task.image_url)))
+        jobs.append((task.image_url, filename(task.image_url, None)))
     for number, ref in enumerate(task.image_urls, start=1):
         if ref.url and ref.url not in seen:
             seen.add(ref.url)
-            jobs.append((ref.url, task_image_filename(task.id, task.prompt, ref.url, index=number)))
+            jobs.append((ref.url, filename(ref.url, number)))
     return jobs
+
+
+def is_grid(task: Task) -> bool:
+    """Whether ``task``'s main image is a 2x2 grid (imagine, variation, blend, ...). Pure."""
+    return task.action not in _NOT_GRIDS
+
+
+def server_sent_parts(task: Task) -> bool:
+    """Whether the server sent a grid's four images itself (``imageUrls``). Pure.
+
+    The C proxy lists the four images of a finished grid beside the grid; they are the
+    real, full-size images, so cutting the grid (``split=True``) would only add four
+    smaller copies of them. A grid counts once four URLs other than the grid's own are there.
+    """
+    if not is_grid(task):
+        return False
+    return len({ref.url for ref in task.image_urls if ref.url} - {task.image_url}) >= 4
+
+
+def _main_is_image(task: Task, jobs: list[tuple[str, str, Media]]) -> bool:
+    """Whether the first job is the task's main image, fetched as an image."""
+    return bool(jobs) and jobs[0][0] == task.image_url and jobs[0][2] == "image"
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -1004,15 +1077,24 @@ class Downloader:
         self._out_dir.mkdir(parents=True, exist_ok=True)
         self._dir_ready = True
 
-    async def fetch_task_images(self, task: Task, *, split: bool = False) -> list[Path]:
+    async def fetch_task_images(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
         """Download a task's images (``image_url``, ``image_urls``) and videos (``.mp4``).
 
         Names come from :func:`task_image_filename` (``image_url`` without an index, the
-        entries of ``image_urls`` numbered from 1) and :func:`task_video_filename` (numbered
-        from 1). With ``split=True`` the main image is also cut into four parts
-        (:func:`split_grid`) unless the task is an upscale (or otherwise not a grid). Files
-        already present are not fetched again (their bytes still count towards
-        ``max_bytes_per_task``). A video task's image is its poster.
+        entries of ``image_urls`` numbered from 1; ``name`` replaces the prompt's words,
+        ``label`` names the button that made the image) and :func:`task_video_filename`
+        (numbered from 1). With ``split=True`` the main image is also cut into four parts
+        (:func:`split_grid`) unless the task is an upscale (or otherwise not a grid), or the
+        server sent the four images itself (:func:`server_sent_parts`). Files already present
+        are not fetched again (their bytes still count towards ``max_bytes_per_task``). A
+        video task's image is its poster.
 
         Returns:
             The paths, main image first, then its split parts, then the other images, then
@@ -1024,7 +1106,7 @@ class Downloader:
                 download that failed (the others still complete).
             ImportError: ``split=True`` without Pillow.
         """
-        jobs = task_media_urls(task)
+        jobs = task_media_urls(task, name=name, label=label)
         if not jobs and expects_media(task):
             what = "a video" if expects_video(task) else "an image"
             raise DownloadError(
@@ -1051,14 +1133,43 @@ class Downloader:
                 errors.append(DownloadError(f"unsafe destination: {exc}", url=url))
 
         async with anyio.create_task_group() as tg:
-            for i, (url, name, media) in enumerate(jobs):
-                tg.start_soon(one, i, url, name, media)
+            for i, (url, file, media) in enumerate(jobs):
+                tg.start_soon(one, i, url, file, media)
         if errors:
             raise errors[0]
         paths = [r.path for r in results if r is not None]
-        # The main image is the first job only if it was fetched as an image (not a video).
-        main_is_image = bool(jobs) and jobs[0][0] == task.image_url and jobs[0][2] == "image"
-        if split and main_is_image and paths and task.action not in _NOT_GRIDS:
+        if split and _main_is_image(task, jobs) and is_grid(task) and not server_sent_parts(task):
             parts = await anyio.to_thread.run_sync(split_grid, paths[0])
             paths[1:1] = parts
         return paths
+
+    def expected_files(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
+        """The paths :meth:`fetch_task_images` returns for ``task``, without fetching. Pure."""
+        jobs = task_media_urls(task, name=name, label=label)
+        paths = [self._out_dir / file for _, file, _ in jobs]
+        if split and _main_is_image(task, jobs) and is_grid(task) and not server_sent_parts(task):
+            grid = paths[0]
+            paths[1:1] = [grid.with_name(safe_filename(grid.stem, i, ".png")) for i in range(1, 5)]
+        return paths
+
+    def files_on_disk(
+        self,
+        task: Task,
+        *,
+        split: bool = False,
+        name: str | None = None,
+        label: str | None = None,
+    ) -> list[Path]:
+        """Those of :meth:`expected_files` that are already there (blocking).
+
+        After a download failed part way, these are what the task still has on disk.
+        """
+        paths = self.expected_files(task, split=split, name=name, label=label)
+        return [path for path in paths if _existing_size(path)]

@@ -10,7 +10,13 @@ from pathlib import Path
 
 from .download import Downloader, DownloadResult, Media, _TaskBudget
 
-__all__ = ["CountingDownloader", "missing_files", "relative_names", "sweep_parts"]
+__all__ = [
+    "CountingDownloader",
+    "missing_files",
+    "present_files",
+    "relative_names",
+    "sweep_parts",
+]
 
 
 class CountingDownloader(Downloader):
@@ -48,6 +54,11 @@ def sweep_parts(out_dir: Path) -> None:
 def missing_files(out_dir: Path, files: Sequence[str]) -> bool:
     """Whether any of ``files`` (relative to ``out_dir``) is not a file there (blocking)."""
     return any(not (out_dir / name).is_file() for name in files)
+
+
+def present_files(out_dir: Path, files: Sequence[str]) -> tuple[str, ...]:
+    """Those of ``files`` (relative to ``out_dir``) that are files there, in order (blocking)."""
+    return tuple(name for name in files if (out_dir / name).is_file())
 
 
 def relative_names(out_dir: Path, paths: Iterable[Path]) -> tuple[str, ...]:

@@ -88,15 +88,17 @@ class BatchLock:
     Args:
         path: the lock file (created if missing; never deleted).
         what: what the lock guards, for the error message (``"journal out/journal.sqlite"``).
+        holder_kind: who else may hold it, for the error message.
 
     Example:
         >>> with BatchLock(Path("out/journal.sqlite.lock"), "journal out/journal.sqlite"):
         ...     ...  # run the batch
     """
 
-    def __init__(self, path: Path, what: str) -> None:
+    def __init__(self, path: Path, what: str, holder_kind: str = "another batch") -> None:
         self.path = path
         self.what = what
+        self.holder_kind = holder_kind
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -132,7 +134,7 @@ class BatchLock:
         if not locked:
             holder = _holder(fd)
             os.close(fd)
-            by = f"another batch (pid {holder})" if holder else "another batch"
+            by = f"{self.holder_kind} (pid {holder})" if holder else self.holder_kind
             raise JournalLockedError(
                 f"{self.what} is in use by {by}; wait for it to finish or stop it, then run again",
                 path=str(self.path),

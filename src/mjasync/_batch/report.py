@@ -76,7 +76,12 @@ h1 { font-size: 1.3rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }
 .card { background: var(--card); border-radius: 10px; padding: .75rem;
   box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
 .card img, .card video { width: 100%; height: auto; border-radius: 6px; display: block; }
+.videos { display: flex; flex-direction: column; gap: .4rem; }
 .thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: .3rem; }
+figure { margin: 0; }
+figcaption { color: var(--muted); font-size: 11px; text-align: center; }
+.upscales { border-top: 1px solid rgba(127,127,127,.25); padding-top: .4rem; }
+.upscales .thumbs { grid-template-columns: repeat(auto-fill, minmax(56px, 1fr)); }
 .prompt { margin: 0; word-break: break-word; }
 .meta { color: var(--muted); font-size: 12px; display: flex; gap: .5rem; flex-wrap: wrap; }
 .badge { font-weight: 600; text-transform: uppercase; font-size: 11px; letter-spacing: .03em; }
@@ -101,39 +106,83 @@ def _videos(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().endswith(_VIDEO_SUFFIXES)]
 
 
-def _video_tags(videos: Sequence[str], poster: str | None) -> list[str]:
+def _video_section(videos: Sequence[str], poster: str | None, prompt: str) -> str:
+    """The players of a video task, each with the task's image as its poster."""
     # preload="none": a sheet of dozens of videos loads nothing until one is played.
     shown = f' poster="{_href(poster)}"' if poster else ""
-    return [
-        f'<video controls loop muted playsinline preload="none"{shown} '
-        f'src="{_href(video)}"><a href="{_href(video)}">{html.escape(video)}</a></video>'
-        for video in videos
-    ]
+    players = "".join(
+        f'<video controls loop muted playsinline preload="none"{shown} src="{_href(video)}" '
+        f'aria-label="{html.escape(f"video {n} of: {prompt}", quote=True)}">'
+        f'<a href="{_href(video)}">{html.escape(video)}</a></video>'
+        for n, video in enumerate(videos, start=1)
+    )
+    return f'<section class="videos" aria-label="videos">{players}</section>'
+
+
+def _figure(file: str, caption: str, alt: str = "") -> str:
+    return (
+        f'<figure><a href="{_href(file)}"><img src="{_href(file)}" loading="lazy" '
+        f'alt="{html.escape(alt, quote=True)}"></a>'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _section(kind: str, title: str, figures: list[str]) -> str:
+    return (
+        f'<section class="{kind}" aria-label="{html.escape(title, quote=True)}">'
+        f'<div class="thumbs">{"".join(figures)}</div></section>'
+    )
+
+
+def _upscale_figures(result: PromptResult) -> tuple[list[str], list[str]]:
+    """The upscales' images, labelled by button; and a note per upscale without one."""
+    figures, missing = [], []
+    for upscale in result.upscales:
+        label = upscale.button or "upscale"
+        images = _images(upscale.files)
+        for n, file in enumerate(images, start=1):
+            caption = label if len(images) == 1 else f"{label} ({n})"
+            figures.append(_figure(file, caption, f"{label} of: {result.prompt}"))
+        if not images:
+            grid_failed = upscale.outcome is BatchOutcome.PENDING and result.main.outcome in (
+                BatchOutcome.FAILED,
+                BatchOutcome.UNCERTAIN,
+            )
+            missing.append(f"{label}: {'not run' if grid_failed else upscale.outcome.value}")
+    return figures, missing
 
 
 def _card(result: PromptResult) -> str:
+    """One prompt: its grid, the grid's four images, its upscales (each labelled), status.
+
+    The sections are the prompt's own job (``grid``: the grid and its parts, numbered 1-4
+    like Midjourney's buttons) and each kind of follow-up (``upscales``: labelled U1-U4);
+    more kinds (videos) get sections of their own.
+    """
     outcome = result.outcome.value
-    images = _images(result.files)
-    videos = _videos(result.files)
+    own = _images(result.main.files)
+    videos = _videos(result.main.files)
     parts = [f'<div class="card {outcome}">']
     if videos:
-        # A video task's image is its poster: shown on the player, not beside it.
-        parts.extend(_video_tags(videos, images[0] if images else None))
-    elif images:
-        first, rest = images[0], images[1:]
+        # A video task's image is its poster: shown on the players, not beside them.
+        parts.append(_video_section(videos, own[0] if own else None, result.prompt))
+    elif own:
+        grid, rest = own[0], own[1:]
         parts.append(
-            f'<a href="{_href(first)}"><img src="{_href(first)}" loading="lazy" '
+            f'<a href="{_href(grid)}"><img src="{_href(grid)}" loading="lazy" '
             f'alt="{html.escape(result.prompt, quote=True)}"></a>'
         )
         if rest:
-            parts.append('<div class="thumbs">')
-            parts.extend(
-                f'<a href="{_href(f)}"><img src="{_href(f)}" loading="lazy" alt=""></a>'
-                for f in rest
-            )
-            parts.append("</div>")
+            figures = [
+                _figure(f, str(n), f"image {n} of: {result.prompt}")
+                for n, f in enumerate(rest, start=1)
+            ]
+            parts.append(_section("parts", "the grid's images", figures))
     else:
         parts.append('<div class="noimage">no image</div>')
+    upscales, missing = _upscale_figures(result)
+    if upscales:
+        parts.append(_section("upscales", "upscales", upscales))
     parts.append(f'<p class="prompt">{html.escape(result.prompt)}</p>')
     meta = [
         f'<span class="badge">{html.escape(outcome)}</span>',
@@ -143,9 +192,7 @@ def _card(result: PromptResult) -> str:
         meta.append(f"<span>task {html.escape(result.task_id)}</span>")
     if result.main.status:
         meta.append(f"<span>{html.escape(result.main.status)}</span>")
-    for upscale in result.upscales:
-        label = f"{upscale.button}: {upscale.outcome.value}"
-        meta.append(f"<span>{html.escape(label)}</span>")
+    meta.extend(f"<span>{html.escape(note)}</span>" for note in missing)
     parts.append(f'<div class="meta">{"".join(meta)}</div>')
     if result.error:
         parts.append(f'<p class="error">{html.escape(result.error)}</p>')

@@ -29,14 +29,17 @@ import attrs
 from .._client import Client
 from .._converter import parse_task
 from .._errors import (
+    APIError,
     AuthenticationError,
     DownloadError,
     JournalError,
     LimiterError,
     MjError,
+    NotFoundError,
     SubmissionUncertainError,
     TaskError,
     TaskFailedError,
+    TaskLostError,
     TransportError,
 )
 from .._jobs.job import Job
@@ -44,9 +47,10 @@ from .._jobs.limiter import Slot
 from .._models import Task, TaskStatus
 from .._requests import Action, Request
 from .._validation import check_task_id
+from .._wire.messages import in_english
 from .crashpoints import crash_point
-from .download import expects_media, expects_video, task_media_urls
-from .files import CountingDownloader, missing_files, relative_names, sweep_parts
+from .download import expects_media, expects_video, is_grid, server_sent_parts, task_media_urls
+from .files import CountingDownloader, present_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
 from .types import BatchEvent, BatchEventKind, BatchOutcome, PromptResult, RequestResult
@@ -75,13 +79,19 @@ class UnitSpec:
 
 @attrs.frozen(slots=True)
 class PromptSpec:
-    """One prompt of the batch, as planned before anything runs."""
+    """One prompt of the batch, as planned before anything runs.
+
+    ``mode``: the mode this prompt is submitted in (``None``: the client's); ``name``: the
+    words its files are named with (``None``: the prompt's).
+    """
 
     index: int
     label: str
     request: Request
     main: UnitSpec
     upscales: tuple[UnitSpec, ...] = ()
+    mode: str | None = None
+    name: str | None = None
 
 
 @attrs.define(eq=False)
@@ -104,6 +114,23 @@ class _Unit:
             status=self.status.value if self.status is not None else None,
             button=self.spec.button,
         )
+
+
+def error_texts(exc: BaseException) -> tuple[str, str | None]:
+    """What went wrong in English, and the server's own words when they differ. Pure."""
+    if isinstance(exc, APIError):
+        return exc.message, exc.description if exc.description != exc.message else None
+    if isinstance(exc, TaskFailedError):
+        reason = exc.fail_reason
+        return exc.message, reason if reason and reason != exc.message else None
+    if isinstance(exc, TaskError | SubmissionUncertainError):
+        return exc.message, None
+    return str(exc), None
+
+
+def _english(reason: str) -> tuple[str, str | None]:
+    english = in_english(reason)
+    return english, reason if english != reason else None
 
 
 class _Handoff:
@@ -138,6 +165,7 @@ class Runner:
         downloader: where images go, or ``None`` when downloads are off.
         split: also cut grids into four files.
         resubmit_uncertain: resend requests whose earlier submit is uncertain.
+        retry_failed: submit again requests that failed (or whose task was lost) earlier.
         emit: receives every event, in order.
     """
 
@@ -153,6 +181,7 @@ class Runner:
         resubmit_uncertain: bool,
         emit: Emit,
         report_interval: float = 1.0,
+        retry_failed: bool = False,
     ) -> None:
         self._client = client
         self._engine = client.engine
@@ -161,11 +190,16 @@ class Runner:
         self._downloader = downloader
         self._split = split
         self._resubmit_uncertain = resubmit_uncertain
+        self._retry_failed = retry_failed
         self._emit = emit
         self._report_interval = report_interval
         self._mode = client.mode
         self._prompts = [
-            (spec, _Unit(spec.main, spec), [_Unit(up, spec) for up in spec.upscales])
+            (
+                spec,
+                _Unit(spec.main, spec, mode=spec.mode),
+                [_Unit(up, spec) for up in spec.upscales],
+            )
             for spec in prompts
         ]
         self._finished: dict[int, PromptResult] = {}
@@ -178,6 +212,9 @@ class Runner:
         self.submitted = 0
         self.resumed = 0
         self.skipped = 0
+        self.refused = 0
+        self.retried = 0
+        self.split_skipped = 0
 
     @property
     def fetched(self) -> int:
@@ -221,7 +258,9 @@ class Runner:
         """Do the whole batch. Raises the first fatal error (bad key, broken journal)."""
         await anyio.to_thread.run_sync(sweep_parts, self._out_dir)
         keys = [u.spec.key for _, main, ups in self._prompts for u in (main, *ups)]
-        self._plan = await self._journal.plan(keys, resubmit_uncertain=self._resubmit_uncertain)
+        self._plan = await self._journal.plan(
+            keys, resubmit_uncertain=self._resubmit_uncertain, retry_failed=self._retry_failed
+        )
         for bucket in ("submit", "watch", "download", "finished", "uncertain"):
             for key in getattr(self._plan, bucket):
                 self._bucket[key] = bucket
@@ -259,7 +298,10 @@ class Runner:
             for spec, main, ups in later:
                 if self._bucket[main.spec.key] != wanted:
                     continue
-                mode = self._entry_mode(main.spec.key) if wanted == "watch" else self._mode
+                if wanted == "watch":
+                    mode = self._entry_mode(main.spec.key)
+                else:
+                    mode = spec.mode or self._mode
                 handoff = _Handoff(await self._engine.acquire(mode))
                 self._handoffs.append(handoff)
                 items.start_soon(self._prompt, spec, main, ups, handoff)
@@ -377,6 +419,8 @@ class Runner:
             request = await self._request_for(unit, parent)
             if request is None:
                 return None
+            if entry is not None and entry.state is JournalState.FAILED:
+                self.retried += 1  # --retry-failed: a failed or lost request, paid again
             held, slot = slot or await self._engine.acquire(unit.mode or self._mode), None
             submitted = await self._submit(unit, request, held)
             return None if submitted is None else await self._follow(unit, submitted)
@@ -422,7 +466,9 @@ class Runner:
             raise
         except MjError as exc:  # refused: banned, invalid, queue full for too long, ...
             await self._journal.record_refused(key, str(exc))
-            await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
+            self.refused += 1
+            error, server = error_texts(exc)
+            await self._settle(unit, BatchOutcome.FAILED, error=error, server_message=server)
             return None
         crash_point("submit.accepted")
         await self._journal.record_accepted(key, job.id)
@@ -453,7 +499,7 @@ class Runner:
             status = failed.status if failed is not None else TaskStatus.FAILURE
             if not status.is_terminal:
                 status = TaskStatus.FAILURE
-            reason = exc.fail_reason or exc.message
+            reason = exc.fail_reason or exc.message  # the server's own words, in the journal
             await self._journal.record_terminal(
                 key,
                 status,
@@ -461,14 +507,22 @@ class Runner:
                 fail_reason=reason,
             )
             unit.status = status
-            await self._settle(unit, BatchOutcome.FAILED, error=reason)
+            error, server = error_texts(exc)
+            await self._settle(unit, BatchOutcome.FAILED, error=error, server_message=server)
+            return None
+        except TaskLostError as exc:
+            # The server said it does not know the task: nothing more will come of it. Failed
+            # in the journal, so a rerun does not watch it again (--retry-failed redoes it).
+            await self._journal.record_terminal(key, TaskStatus.FAILURE, fail_reason=exc.message)
+            unit.status = TaskStatus.FAILURE
+            await self._settle(unit, BatchOutcome.FAILED, error=exc.message)
             return None
         except FATAL:
             raise
         except (TaskError, MjError) as exc:
-            # Stalled, lost, or the client closed: the task may still finish upstream, so
-            # the journal keeps it ACCEPTED and a rerun watches it again.
-            await self._settle(unit, BatchOutcome.FAILED, error=str(exc))
+            # Stalled, or the client closed: the task may still finish upstream, so the
+            # journal keeps it ACCEPTED and a rerun watches it again.
+            await self._settle(unit, BatchOutcome.FAILED, error=error_texts(exc)[0])
             return None
         unit.status, unit.progress = task.status, task.progress
         await self._journal.record_terminal(key, task.status, task_json=task.raw)
@@ -496,51 +550,132 @@ class Runner:
 
         A task whose action makes images but that came without any image URL is not done:
         it fails for this run and stays SUCCEEDED in the journal, so a rerun asks the server
-        again and downloads then.
+        again and downloads then. A download that fails keeps the files that did arrive in
+        the results (manifest, contact sheet), and a rerun fetches the rest.
         """
         unit.task_id, unit.status = task.id, task.status
         files: tuple[str, ...] = ()
         if expects_media(task) and not task_media_urls(task):
             what = "a video" if expects_video(task) else "an image"
-            error = f"task {task.id} succeeded without {what} URL; a rerun asks again"
-            await self._settle(unit, BatchOutcome.FAILED, error=error, earlier=earlier)
+            why = f"task {task.id} succeeded without {what} URL; a rerun asks again"
+            await self._settle(unit, BatchOutcome.FAILED, error=why, earlier=earlier)
             return None
         if self._downloader is not None:
-            try:
-                paths = await self._downloader.fetch_task_images(task, split=self._split)
-            except (DownloadError, OSError, ValueError) as exc:
-                # The task stays SUCCEEDED in the journal: a rerun downloads again.
-                await self._settle(unit, BatchOutcome.FAILED, error=str(exc), earlier=earlier)
+            self._note_split(unit, task)
+            paths, error = await self._download(unit, task)
+            if error is not None:
+                await self._settle(
+                    unit, BatchOutcome.FAILED, files=paths, error=error, earlier=earlier
+                )
                 return None
-            files = await anyio.to_thread.run_sync(relative_names, self._out_dir, paths)
+            files = paths
         await self._journal.record_files(unit.spec.key, files)
         if files:
             await self._emit(self._make(unit, BatchEventKind.DOWNLOADED, files=files))
         await self._settle(unit, BatchOutcome.SUCCEEDED, files=files, earlier=earlier)
         return task
 
+    def _split_here(self, unit: _Unit) -> bool:
+        return self._split and unit.spec.button is None
+
+    def _note_split(self, unit: _Unit, task: Task) -> None:
+        if self._split_here(unit) and is_grid(task) and server_sent_parts(task):
+            self.split_skipped += 1
+
+    async def _images(self, unit: _Unit, task: Task) -> tuple[str, ...]:
+        assert self._downloader is not None
+        paths = await self._downloader.fetch_task_images(
+            task, split=self._split_here(unit), name=unit.prompt.name, label=unit.spec.button
+        )
+        return await anyio.to_thread.run_sync(relative_names, self._out_dir, paths)
+
+    async def _on_disk(self, unit: _Unit, task: Task) -> tuple[str, ...]:
+        downloader = self._downloader
+        assert downloader is not None
+
+        def present() -> tuple[str, ...]:
+            paths = downloader.files_on_disk(
+                task, split=self._split_here(unit), name=unit.prompt.name, label=unit.spec.button
+            )
+            return relative_names(self._out_dir, paths)
+
+        return await anyio.to_thread.run_sync(present)
+
+    async def _download(self, unit: _Unit, task: Task) -> tuple[tuple[str, ...], str | None]:
+        """Download ``task``'s images: (the files, ``None``), or (the files there, why not).
+
+        When the URLs fail, the server is asked for the task as it is now and its URLs are
+        tried once more: signed CDN links expire, and a restarted server moves its images.
+        A task the server no longer knows is recorded as failed (lost), so ``retry_failed``
+        can redo it; any other failure leaves the journal as it is, and a rerun tries again.
+        """
+        try:
+            return await self._images(unit, task), None
+        except (DownloadError, OSError, ValueError) as exc:
+            error = str(exc)
+        fresh: Task | None = None
+        if unit.task_id is not None:
+            try:
+                fresh = await self._client.fetch(unit.task_id, mode=unit.mode)
+            except NotFoundError:
+                lost = f"{error}; the server no longer knows task {task.id}, so a rerun with "
+                lost += "retry_failed (--retry-failed) makes it again"
+                await self._journal.record_terminal(
+                    unit.spec.key, TaskStatus.FAILURE, fail_reason=lost
+                )
+                return await self._on_disk(unit, task), lost
+            except (MjError, ValueError) as exc:
+                log.info("mjasync batch: cannot fetch task %s again: %s", unit.task_id, exc)
+        moved = fresh is not None and [url for url, _, _ in task_media_urls(fresh)] != [
+            url for url, _, _ in task_media_urls(task)
+        ]
+        if fresh is not None and fresh.status is TaskStatus.SUCCESS and moved:
+            await self._journal.record_terminal(unit.spec.key, fresh.status, task_json=fresh.raw)
+            try:
+                return await self._images(unit, fresh), None
+            except (DownloadError, OSError, ValueError) as exc:
+                error = str(exc)
+        return await self._on_disk(unit, task), f"{error}; a rerun tries again"
+
     async def _earlier(self, unit: _Unit, entry: JournalEntry) -> Task | None:
         """A request finished in an earlier run: report it; fetch again what went missing."""
         self.skipped += 1
         unit.status = TaskStatus.__members__.get((entry.status or "").upper())
+        present = await anyio.to_thread.run_sync(present_files, self._out_dir, entry.files)
         if entry.state is not JournalState.DONE:
             why = entry.fail_reason or entry.reason or "failed in an earlier run"
-            await self._settle(unit, BatchOutcome.FAILED, error=why, earlier=True)
+            error, server = _english(why)
+            await self._settle(
+                unit,
+                BatchOutcome.FAILED,
+                files=present,
+                error=error,
+                server_message=server,
+                earlier=True,
+            )
             return None
         task = _stored_task(entry)
-        # Files deleted since, or downloads were off last time: fetch them now.
-        if (
-            task is not None
-            and self._downloader is not None
-            and (
-                not entry.files
-                or await anyio.to_thread.run_sync(missing_files, self._out_dir, entry.files)
-            )
-        ):
-            task = await self._succeeded_task(unit, entry) or task
-            return await self._collect(unit, task, earlier=True)
+        if task is not None and self._downloader is not None:
+            # Files deleted since, downloads off last time, or --split new this time.
+            missing = not entry.files or len(present) < len(entry.files)
+            if not missing and self._split_here(unit) and is_grid(task):
+                expected = await anyio.to_thread.run_sync(self._split_parts_missing, unit, task)
+                missing = expected
+            if missing:
+                task = await self._succeeded_task(unit, entry) or task
+                return await self._collect(unit, task, earlier=True)
+            self._note_split(unit, task)
         await self._settle(unit, BatchOutcome.SUCCEEDED, files=entry.files, earlier=True)
         return task
+
+    def _split_parts_missing(self, unit: _Unit, task: Task) -> bool:
+        """Whether ``--split`` still has parts to cut for ``task`` (blocking)."""
+        downloader = self._downloader
+        assert downloader is not None
+        name = unit.prompt.name
+        wanted = downloader.expected_files(task, split=True, name=name, label=None)
+        plain = downloader.expected_files(task, split=False, name=name, label=None)
+        return any(not path.is_file() for path in wanted if path not in plain)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -578,6 +713,7 @@ class Runner:
         *,
         files: Iterable[str] = (),
         error: str | None = None,
+        server_message: str | None = None,
         earlier: bool = False,
     ) -> None:
         unit.result = RequestResult(
@@ -589,6 +725,7 @@ class Runner:
             error=error,
             button=unit.spec.button,
             earlier=earlier,
+            server_message=server_message,
         )
         kinds: Mapping[BatchOutcome, BatchEventKind] = {
             BatchOutcome.FAILED: BatchEventKind.FAILED,

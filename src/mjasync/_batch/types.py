@@ -9,20 +9,120 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
 from .._models import TaskStatus
+from .._wire.modes import MODES
+
+if TYPE_CHECKING:
+    from .._requests import Request
 
 __all__ = [
     "BatchEvent",
     "BatchEventKind",
+    "BatchItem",
     "BatchOutcome",
+    "BatchPlan",
     "BatchSummary",
     "PromptResult",
     "RequestResult",
 ]
+
+#: Upscales of one prompt: a button number 1-4, ``"all"``, or ``"none"``.
+ItemUpscale = int | Literal["all", "none"]
+
+
+def _item_mode(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    if text not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
+    return str(text)
+
+
+def _item_upscale(value: object) -> ItemUpscale | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("all", "none"):
+            return "all" if text == "all" else "none"
+        if text in ("1", "2", "3", "4"):
+            return int(text)
+    elif isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 4:
+        return value
+    raise ValueError(f"upscale must be 1, 2, 3, 4, 'all' or 'none', not {value!r}")
+
+
+def _item_name(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"name must be a str, not {type(value).__name__}")
+    text = value.strip()
+    if not text:
+        return None
+    if len(text) > 200:
+        raise ValueError("name must be at most 200 characters")
+    return text
+
+
+@attrs.frozen(slots=True)
+class BatchItem:
+    """One prompt of a batch with its own settings (what a JSONL or CSV row gives).
+
+    Attributes:
+        request: the prompt (a str) or request (``Imagine``, ``Blend``, ...).
+        mode: the mode to submit it in (``fast``, ``relax``, ``turbo``); ``None``: the
+            client's.
+        upscale: the buttons to press on its grid (1-4, ``"all"``, ``"none"``); ``None``:
+            the batch's ``upscale=``.
+        name: the words its files are named with instead of the prompt's
+            (``<name>_<task id>.png``); ``None``: the prompt's.
+
+    Raises:
+        ValueError, TypeError: a mode, upscale or name that is not one of the above.
+
+    Example::
+
+        Batch(client, [BatchItem("a red fox", upscale=2, name="fox"), "a blue whale"], ...)
+    """
+
+    request: Request | str
+    mode: str | None = attrs.field(default=None, converter=_item_mode)
+    upscale: ItemUpscale | None = attrs.field(default=None, converter=_item_upscale)
+    name: str | None = attrs.field(default=None, converter=_item_name)
+
+
+@attrs.frozen(slots=True)
+class BatchPlan:
+    """What a run of a batch would do, before it does it (:meth:`Batch.preview`).
+
+    Attributes:
+        new: requests never accepted before that this run would submit (upscales of the
+            grids included: those are only sent if their grid succeeds).
+        retried: requests that failed (or whose task was lost) earlier and that this run
+            would submit again (only with ``retry_failed=True``); paid again.
+        watch: tasks of an earlier run that this run would watch again (not paid again).
+        download: succeeded tasks whose images are still to be downloaded.
+        finished: requests already done (or failed, without ``retry_failed``).
+        uncertain: requests whose earlier submit may have reached the server.
+    """
+
+    new: int = 0
+    retried: int = 0
+    watch: int = 0
+    download: int = 0
+    finished: int = 0
+    uncertain: int = 0
+
+    @property
+    def submits(self) -> int:
+        """At most this many jobs are submitted (and paid for) by the run."""
+        return self.new + self.retried
 
 
 class BatchOutcome(StrEnum):
@@ -69,9 +169,11 @@ class RequestResult:
         task_id: the server's task id, when one is known.
         status: the task's last status text (``"SUCCESS"``, ``"FAILURE"``, ...), if known.
         files: files written for it, relative to the output directory (POSIX separators).
-        error: why it failed or is uncertain, in words.
+        error: why it failed or is uncertain, in English.
         button: ``"U1"``..``"U4"`` for an upscale, ``None`` for the prompt's own job.
         earlier: ``True`` when the outcome was already in the journal (nothing was done now).
+        server_message: the server's own words (often Chinese) when ``error`` is their
+            English reading, else ``None``.
     """
 
     key: str
@@ -82,6 +184,7 @@ class RequestResult:
     error: str | None = None
     button: str | None = None
     earlier: bool = False
+    server_message: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (the shape used inside ``manifest.jsonl``)."""
@@ -93,6 +196,7 @@ class RequestResult:
             "outcome": self.outcome.value,
             "files": list(self.files),
             "error": self.error,
+            "server_message": self.server_message,
         }
 
 
@@ -140,15 +244,24 @@ class PromptResult:
 
     @property
     def error(self) -> str | None:
-        """The first error among the prompt's requests, if any."""
+        """The first error among the prompt's requests, if any (in English)."""
         for request in (self.main, *self.upscales):
             if request.error:
                 prefix = f"{request.button}: " if request.button else ""
                 return prefix + request.error
         return None
 
+    @property
+    def server_message(self) -> str | None:
+        """The server's own words behind :attr:`error`, when it was a server text."""
+        for request in (self.main, *self.upscales):
+            if request.error:
+                return request.server_message
+        return None
+
     def to_json(self) -> dict[str, Any]:
-        """The manifest line: prompt, key, task id, status, outcome, files, error, upscales."""
+        """The manifest line: prompt, key, task id, status, outcome, files, error (in English,
+        and the server's own words in ``server_message``), upscales."""
         return {
             "index": self.index,
             "prompt": self.prompt,
@@ -158,6 +271,7 @@ class PromptResult:
             "outcome": self.outcome.value,
             "files": list(self.files),
             "error": self.error,
+            "server_message": self.server_message,
             "upscales": [up.to_json() for up in self.upscales],
         }
 
@@ -209,7 +323,13 @@ class BatchSummary:
         wall_time: seconds the run took.
         requests: HTTP requests the client sent to the API during the run (retries
             included; image downloads are counted in ``downloaded``).
-        submits, polls: of those, submit POSTs and list-by-condition polls.
+        submits, polls: of those, submit POSTs and list-by-condition polls. ``submits`` is
+            more than ``submitted`` when the server refused some (``refused``) or some were
+            sent again after a queue-full answer.
+        refused: requests the server refused in this run (banned, invalid, ...).
+        retried: failed requests submitted again (``retry_failed=True``); in ``submitted``.
+        split_skipped: grids not cut by ``split=True`` because the server sent their four
+            images itself (see :func:`mjasync._batch.download.server_sent_parts`).
         out_dir, manifest, index, journal: where things were written.
 
     Example::
@@ -227,6 +347,9 @@ class BatchSummary:
     requests: int = 0
     submits: int = 0
     polls: int = 0
+    refused: int = 0
+    retried: int = 0
+    split_skipped: int = 0
     out_dir: str = ""
     manifest: str = ""
     index: str = ""

@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 import aiohttp
 import attrs
 
+from .._jobs.engine import JobEngine
 from .._jobs.limiter import Limiter, LocalLimiter
 from .._jobs.pacing import PollSettings
 from .._validation import check_seconds
@@ -46,11 +47,11 @@ class PushSource(Protocol):
     def notify_url(self) -> str:
         """The URL servers should POST task changes to (carries the receiver's secret)."""
 
-    async def attach(self, sink: object) -> None:
-        """Start delivering pushed task payloads to ``sink.observe(payload, "push")``."""
+    async def attach(self, engine: JobEngine, /) -> None:
+        """Start delivering pushed task payloads to ``engine.observe(payload, "push")``."""
 
-    async def detach(self, sink: object) -> None:
-        """Stop delivering to ``sink``."""
+    async def detach(self, engine: JobEngine, /) -> None:
+        """Stop delivering to ``engine``."""
 
 
 def env(name: str) -> str | None:

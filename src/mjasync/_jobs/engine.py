@@ -48,6 +48,7 @@ from .._errors import (
 )
 from .._models import Submission, Task, TaskAction, TaskStatus
 from .._wire.api import WireAPI
+from .._wire.messages import in_english
 from .._wire.modes import mode_key
 from .._wire.retry import RetryPolicy, refusal_delay
 from .background import BackgroundTasks
@@ -667,7 +668,8 @@ def result_of(watch: Watch) -> Task | MjError:
 
 def _failed(task: Task | None, task_id: str, status: TaskStatus) -> TaskFailedError:
     reason = (task.fail_reason if task else None) or status.value.lower()
-    return TaskFailedError(reason, task_id=task_id, task=task)
+    # The message in English; the server's own words stay in ``fail_reason``.
+    return TaskFailedError(in_english(reason), task_id=task_id, task=task)
 
 
 def _submitted_status(submission: Submission) -> TaskStatus:

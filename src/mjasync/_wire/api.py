@@ -101,7 +101,8 @@ class WireAPI:
         if known is None:
             return None
         return UnsupportedEndpointError(
-            f"{known.description} (remembered from an earlier answer; not sent again)",
+            known.description,
+            message=f"{known.message} (remembered from an earlier answer; not sent again)",
             http_status=known.http_status,
             code=known.code,
             method=known.method,

@@ -43,6 +43,7 @@ from .._errors import (
 )
 from .._json import loads
 from .endpoints import endpoint_for_path, served_by
+from .messages import explain
 from .retry import parse_retry_after
 from .transport import Response
 
@@ -110,7 +111,7 @@ def _code_of(payload: object) -> int | None:
         code = payload.get("code")
         if isinstance(code, int) and not isinstance(code, bool):
             return code
-        if isinstance(code, str) and _CODE_TEXT.match(code):
+        if isinstance(code, str) and _CODE_TEXT.fullmatch(code):
             return int(code)
     return None
 
@@ -143,6 +144,7 @@ def error_for_code(
         "properties": properties,
         "method": resp.method,
         "path": resp.path,
+        "message": explain(description, code=code, properties=properties),
     }
     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
     if code == 23 or (code == 9 and _QUEUE_FULL_TEXT in description):
@@ -156,9 +158,8 @@ def error_for_code(
     if code == 4:
         if kind == "seed" and not relay_own:
             # C: the task has no Discord message hash yet, i.e. it has not finished.
-            return InvalidRequestError(
-                f"{description} (no seed yet: the task has not finished)", **ctx
-            )
+            ctx["message"] = "the task has no seed yet: it has not finished"
+            return InvalidRequestError(description, **ctx)
         # Relays answer an unknown task id with code 4 "task_no_found": on reads it means that.
         if kind in ("fetch", "seed", "cancel"):
             return NotFoundError(description, **ctx)
@@ -226,9 +227,9 @@ def interpret(resp: Response, kind: RouteKind) -> object:
             return None  # C: Ok() with no body, for any id (it proves nothing more)
         if status == 400 and _try_decode(resp) is None and resp.body.strip():
             # C: plain text "演示模式，禁止操作" to every caller who is not an admin user.
-            text = _description(None, resp, "refused")
             raise UnsupportedEndpointError(
-                f"this server lets only admin users cancel tasks (it said: {text!r})",
+                _description(None, resp, "refused"),
+                message="this server lets only admin users cancel tasks",
                 http_status=status,
                 method=resp.method,
                 path=resp.path,
@@ -245,8 +246,10 @@ def interpret(resp: Response, kind: RouteKind) -> object:
         )
     if status in (401, 403):
         payload = _try_decode(resp)
+        description = _description(payload, resp, "the server refused the API key")
         raise AuthenticationError(
-            _description(payload, resp, "the server refused the API key"),
+            description,
+            message=explain(description),
             http_status=status,
             code=_code_of(payload),
             method=resp.method,
@@ -274,8 +277,9 @@ def interpret(resp: Response, kind: RouteKind) -> object:
         if status == 503 and _relay_error_code(payload) == "model_not_found":
             endpoint = endpoint_for_path(resp.path)
             raise UnsupportedEndpointError(
-                f"this relay sells no channel for {endpoint.name if endpoint else resp.path} "
-                f"(model_not_found): {description}",
+                description,
+                message=f"this relay sells no channel for "
+                f"{endpoint.name if endpoint else resp.path} (model_not_found)",
                 http_status=status,
                 method=resp.method,
                 path=resp.path,
@@ -295,6 +299,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
             "properties": _properties(payload),
             "method": resp.method,
             "path": resp.path,
+            "message": explain(description, code=code),
         }
         if status == 429:
             raise RateLimitError(

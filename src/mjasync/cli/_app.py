@@ -24,6 +24,8 @@ _NO_ARGS_IS_HELP: tuple[type[click.ClickException], ...] = tuple(
 class _Group(click.Group):
     """A group whose errors are one line on stderr: ``mjasync batch: <what is wrong>``.
 
+    Usage and configuration errors (exit code 2) end with where the help is.
+
     Click's own format (usage, a hint, a blank line, then the error) is four lines; in a
     script's log the one line that matters is easier to find alone. ``--help`` is unchanged.
     """
@@ -47,6 +49,8 @@ class _Group(click.Group):
             ctx = getattr(exc, "ctx", None)
             where = ctx.command_path if ctx is not None else (prog_name or "mjasync")
             message = redact(" ".join(exc.format_message().split()))
+            if exc.exit_code == 2:  # a usage or configuration error: the help says how
+                message += f" (see '{where} --help')"
             click.echo(f"{where}: {message}", err=True)
             sys.exit(exc.exit_code)
         except click.exceptions.Abort:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from rich.console import Console
 
 from .._batch.download import Downloader, ImageHostPolicy, image_session
 from .._client import Client
-from .._models import Task, TaskAction
+from .._models import Task, TaskAction, TaskStatus
 from .._requests import Describe, Imagine, Request, Video
 from ._config import (
     EXIT_INTERRUPTED,
@@ -24,11 +25,12 @@ from ._config import (
     connect,
     connection_options,
     image_options,
+    server_text,
     translate_errors,
 )
 from ._secrets import redact
 
-__all__ = ["action", "describe", "fetch", "imagine", "video"]
+__all__ = ["action", "describe", "fetch", "image_argument", "imagine", "video"]
 
 _OUT = click.option(
     "--out",
@@ -36,12 +38,16 @@ _OUT = click.option(
     type=click.Path(file_okay=False, path_type=Path),
     help="Download the result's images into this directory.",
 )
+_SIMULATED_URLS = (
+    "(simulated: image URLs work only while a --simulate command runs; --out DIR saves the "
+    "images, or later: mjasync fetch ID --simulate --out DIR)"
+)
 
 
-def _run(coro: Coroutine[Any, Any, None]) -> None:
+def _run(coro: Coroutine[Any, Any, None], verbose: bool = False) -> None:
     """Run a command's coroutine; errors become one line, Ctrl-C exits 130."""
     try:
-        with translate_errors():
+        with translate_errors(verbose):
             asyncio.run(coro)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
@@ -53,7 +59,7 @@ def _say(line: str) -> None:
     click.echo(redact(line))
 
 
-def _show_task(task: Task, files: list[str]) -> None:
+def _show_task(task: Task, files: list[str], conn: Connection) -> None:
     text_result = task.action in (TaskAction.DESCRIBE, TaskAction.SHORTEN)
     _say(f"task {task.id}: {task.action.value} {task.status.value}")
     if task.prompt and not text_result:
@@ -63,19 +69,26 @@ def _show_task(task: Task, files: list[str]) -> None:
     for number, ref in enumerate(task.videos, start=1):
         _say(f"video {number}: {ref.url}")
     if task.fail_reason:
-        _say(f"fail reason: {task.fail_reason}")
+        _say(f"fail reason: {server_text(task.fail_reason, conn.verbose)}")
     if text_result and task.final_prompt:
         _say(task.final_prompt)
     if task.buttons and not text_result:
         _say("buttons: " + " ".join(button.name for button in task.buttons))
+        _say(f"press one: mjasync action {task.id} BUTTON" + (" --simulate" * conn.simulate))
     for path in files:
         _say(f"saved: {path}")
+    if conn.simulate and task.image_url and not files:
+        _say(_SIMULATED_URLS)
 
 
 async def _download(
-    client: Client, task: Task, out_dir: Path | None, images: ImageOptions
+    client: Client,
+    task: Task,
+    out_dir: Path | None,
+    images: ImageOptions,
+    label: str | None = None,
 ) -> list[str]:
-    if out_dir is None:
+    if out_dir is None or task.status is not TaskStatus.SUCCESS:
         return []
     # A session of our own: image hosts never see the API key, and it connects only to
     # public hosts and the API server itself (unless --allow-private-image-hosts).
@@ -88,8 +101,14 @@ async def _download(
             allow_private_image_hosts=policy.allow_private,
             api_server=policy.api_server,
         )
-        paths = await downloader.fetch_task_images(task)
+        paths = await downloader.fetch_task_images(task, label=label)
     return [str(p) for p in paths]
+
+
+def _label(button: str) -> str | None:
+    """The file-name label for a pressed button: ``U2``, ``V1``; ``None`` for the others."""
+    text = button.strip()
+    return text.upper() if re.fullmatch(r"[UuVv][1-4]", text) else None
 
 
 async def _follow(client: Client, request: Request) -> Task:
@@ -112,33 +131,46 @@ async def _follow(client: Client, request: Request) -> Task:
     return await job.result()
 
 
-def _single(
-    conn: Connection,
-    work: Callable[[Client], Awaitable[Task]],
-    out_dir: Path | None,
-    images: ImageOptions | None = None,
-) -> None:
-    async def main() -> None:
-        async with connect(conn) as client:
-            task = await work(client)
-            files = await _download(client, task, out_dir, images or ImageOptions())
-            _show_task(task, files)
-
-    _run(main())
+async def _press(client: Client, task: Task | str, button: str) -> Task:
+    """Press ``button`` of ``task`` and wait (a MODAL step is answered for you)."""
+    return await client.action(task, button)
 
 
 @click.command()
 @click.argument("prompt")
+@click.option(
+    "--then",
+    "then",
+    multiple=True,
+    metavar="BUTTON",
+    help="Then press BUTTON (U1-U4, V1-V4, ...) of the result; repeat to chain "
+    "(--then V1 --then U2: a variation, then its U2).",
+)
 @_OUT
 @image_options
 @connection_options(simulate=True)
-def imagine(prompt: str, out_dir: Path | None, **options: Any) -> None:
-    """Generate one 2x2 grid from PROMPT and print (or --out: save) the result."""
+def imagine(prompt: str, then: tuple[str, ...], out_dir: Path | None, **options: Any) -> None:
+    """Generate one 2x2 grid from PROMPT and print (or --out: save) the result.
+
+    With --simulate, the simulated server keeps its tasks between commands: press a
+    button later with `mjasync action ID U2 --simulate`.
+    """
     images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
-    with translate_errors():
+    with translate_errors(conn.verbose):
         request = Imagine(prompt)
-    _single(conn, lambda client: _follow(client, request), out_dir, images)
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _follow(client, request)
+            files = await _download(client, task, out_dir, images)
+            _show_task(task, files, conn)
+            for button in then:
+                task = await _press(client, task, button)
+                files = await _download(client, task, out_dir, images, _label(button))
+                _show_task(task, files, conn)
+
+    _run(main(), conn.verbose)
 
 
 @click.command()
@@ -148,9 +180,15 @@ def describe(image: str, **options: Any) -> None:
     """Print the four prompts the server suggests for IMAGE (a file, or an http(s) URL)."""
     conn = Connection.from_options(options)
     source: str | Path = image if image.startswith(("http://", "https://")) else Path(image)
-    with translate_errors():
+    with translate_errors(conn.verbose):
         request = Describe(source)
-    _single(conn, lambda client: _follow(client, request), None)
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _follow(client, request)
+            _show_task(task, [], conn)
+
+    _run(main(), conn.verbose)
 
 
 def image_argument(value: str | None) -> str | Path | None:
@@ -200,16 +238,16 @@ def video(
     """
     images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
-    with translate_errors():
+    request: Video | None = None
+    with translate_errors(conn.verbose):
         if extend_id is not None:
             if image or end_image or loop or batch_size or hd:
                 raise ValueError(
-                    "--extend takes no --image, --end-image, --loop, --batch-size, --hd"
+                    "--extend takes no --image, --end-image, --loop, --batch-size or --hd"
                 )
-            request = None
+        elif prompt is None:
+            raise ValueError("video needs a PROMPT (or --extend ID)")
         else:
-            if prompt is None:
-                raise ValueError("video needs a PROMPT (or --extend ID)")
             request = Video(
                 prompt,
                 image=image_argument(image),
@@ -220,33 +258,41 @@ def video(
                 video_type="vid_1.1_i2v_720" if hd else None,
             )
 
-    async def work(client: Client) -> Task:
-        if request is not None:
-            return await _follow(client, request)
-        assert extend_id is not None
-        parent = await client.fetch(extend_id)
-        return await _follow(client, Video.extend(parent, index, prompt=prompt, motion=motion))
+    async def main() -> None:
+        async with connect(conn) as client:
+            wanted = request
+            if wanted is None:
+                assert extend_id is not None
+                parent = await client.fetch(extend_id)
+                wanted = Video.extend(parent, index, prompt=prompt, motion=motion)
+            task = await _follow(client, wanted)
+            files = await _download(client, task, out_dir, images)
+            _show_task(task, files, conn)
 
-    _single(conn, work, out_dir, images)
+    _run(main(), conn.verbose)
 
 
 @click.command()
 @click.argument("task_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the task as the server sent it.")
-@connection_options()
-def fetch(task_id: str, as_json: bool, **options: Any) -> None:
-    """Show one task by its ID."""
+@_OUT
+@image_options
+@connection_options(simulate=True, poll=False)
+def fetch(task_id: str, as_json: bool, out_dir: Path | None, **options: Any) -> None:
+    """Show one task by its ID (and with --out, save its images). Asks once; never waits."""
+    images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
 
     async def main() -> None:
         async with connect(conn) as client:
             task = await client.fetch(task_id)
+            files = await _download(client, task, out_dir, images)
         if as_json:
             _say(json.dumps(dict(task.raw), indent=2, ensure_ascii=False))
         else:
-            _show_task(task, [])
+            _show_task(task, files, conn)
 
-    _run(main())
+    _run(main(), conn.verbose)
 
 
 @click.command()
@@ -254,10 +300,20 @@ def fetch(task_id: str, as_json: bool, **options: Any) -> None:
 @click.argument("button")
 @_OUT
 @image_options
-@connection_options()
+@connection_options(simulate=True)
 def action(task_id: str, button: str, out_dir: Path | None, **options: Any) -> None:
-    """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait."""
+    """Press BUTTON (U1-U4, V1-V4, reroll, zoom_2x, pan_left, ...) of task ID and wait.
+
+    With --simulate, ID is a task an earlier --simulate command made (the simulated server
+    keeps its tasks between commands).
+    """
     images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
 
-    _single(conn, lambda client: client.action(task_id, button), out_dir, images)
+    async def main() -> None:
+        async with connect(conn) as client:
+            task = await _press(client, task_id, button)
+            files = await _download(client, task, out_dir, images, _label(button))
+            _show_task(task, files, conn)
+
+    _run(main(), conn.verbose)

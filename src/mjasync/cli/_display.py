@@ -25,8 +25,15 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from .._batch.types import BatchEvent, BatchEventKind, BatchOutcome, BatchSummary
+from .._batch.types import (
+    BatchEvent,
+    BatchEventKind,
+    BatchOutcome,
+    BatchSummary,
+    PromptResult,
+)
 from ._secrets import redact
+from ._states import Board, PromptState
 
 __all__ = ["LiveView", "PlainView", "View"]
 
@@ -45,11 +52,15 @@ def _short(text: str, width: int) -> str:
 
 
 class View:
-    """The interface both views share (and a silent default)."""
+    """The interface both views share (and a silent default).
 
-    def __init__(self, total: int, header: str) -> None:
+    ``verbose``: failure lines also show the server's own words.
+    """
+
+    def __init__(self, total: int, header: str, *, verbose: bool = False) -> None:
         self.total = total
         self.header = header
+        self.verbose = verbose
 
     def on_event(self, event: BatchEvent) -> None:
         """Take one batch event."""
@@ -67,8 +78,10 @@ class View:
 class PlainView(View):
     """One line per event, for logs and pipes: no colour, no cursor tricks."""
 
-    def __init__(self, total: int, header: str, out: TextIO | None = None) -> None:
-        super().__init__(total, header)
+    def __init__(
+        self, total: int, header: str, out: TextIO | None = None, *, verbose: bool = False
+    ) -> None:
+        super().__init__(total, header, verbose=verbose)
         self._out = out or sys.stdout
         self._width = len(str(total))
         self._print(header)
@@ -91,46 +104,101 @@ class PlainView(View):
         elif kind is BatchEventKind.DOWNLOADED:
             self._print(f"{where} downloaded {len(event.files)} file(s) {task}".rstrip())
         elif kind in (BatchEventKind.FAILED, BatchEventKind.UNCERTAIN):
-            self._print(f"{where} {kind.value} {task}: {event.error or ''}".rstrip(": "))
+            head = f"{where} {kind.value} {task}".rstrip()
+            self._print(f"{head}: {event.error}" if event.error else head)
         elif kind is BatchEventKind.FINISHED and event.result is not None:
             self._print(f"{where} finished: {event.result.outcome.value}")
         else:
             self._print(f"{where} {kind.value} {task}".rstrip())
 
     def summary(self, summary: BatchSummary) -> None:
-        for line in summary_lines(summary):
+        for line in summary_lines(summary, verbose=self.verbose):
             self._print(line)
 
 
-def summary_lines(summary: BatchSummary) -> list[str]:
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def jobs_line(summary: BatchSummary) -> str:
+    """``2 new, 1 retried, 3 resumed, 6 already done``: what happened to the jobs."""
+    new = summary.submitted - summary.retried
+    parts = [f"{new} new"]
+    if summary.retried:
+        parts.append(f"{summary.retried} retried")
+    parts += [f"{summary.resumed} resumed", f"{summary.skipped} already done"]
+    return ", ".join(parts)
+
+
+def cost_line(summary: BatchSummary) -> str:
+    """``4 API requests: 3 submits (2 accepted, 1 refused), 1 poll``: what the run sent.
+
+    A submit is one POST; the server accepts it (a job), refuses it (nothing paid) or
+    answers "queue full", after which the same request is sent again later.
+    """
+    submits = _plural(summary.submits, "submit")
+    if summary.submits != summary.submitted:
+        again = summary.submits - summary.submitted - summary.refused
+        why = [f"{summary.submitted} accepted"]
+        if summary.refused:
+            why.append(f"{summary.refused} refused")
+        if again > 0:
+            why.append(f"{again} sent again after a full queue")
+        submits += f" ({', '.join(why)})"
+    return (
+        f"{_plural(summary.requests, 'API request')}: {submits}, {_plural(summary.polls, 'poll')}"
+    )
+
+
+def note_lines(summary: BatchSummary) -> list[str]:
+    """Notes about options that did less than asked (``--split``)."""
+    if not summary.split_skipped:
+        return []
+    return [
+        f"--split: {_plural(summary.split_skipped, 'grid')} not cut: the server sent each "
+        "grid's four images itself, at full size (NAME_1.png to NAME_4.png beside the grid)"
+    ]
+
+
+def summary_lines(summary: BatchSummary, *, verbose: bool = False) -> list[str]:
     """The summary as plain text lines."""
     counts = summary.counts
     lines = [
         f"{summary.total} prompts: {counts['succeeded']} succeeded, {counts['failed']} failed, "
         f"{counts['uncertain']} uncertain"
         + (f", {counts['pending']} pending" if counts["pending"] else ""),
-        f"tasks: {summary.submitted} submitted, {summary.resumed} resumed, "
-        f"{summary.skipped} already done; images: {len(summary.files)} "
+        f"jobs: {jobs_line(summary)}; images: {len(summary.files)} "
         f"({summary.downloaded} downloaded now)",
-        f"cost: {summary.requests} API requests ({summary.submits} submits, "
-        f"{summary.polls} polls) in {summary.wall_time:.1f}s",
+        f"cost: {cost_line(summary)}, in {summary.wall_time:.1f}s",
+        *note_lines(summary),
         f"manifest: {summary.manifest}",
         f"contact sheet: {summary.index}",
         f"journal: {summary.journal}",
     ]
-    lines += problem_lines(summary)
+    lines += problem_lines(summary, verbose=verbose)
     return lines
 
 
-def problem_lines(summary: BatchSummary, limit: int = 20) -> list[str]:
+def _problem(result: PromptResult, verbose: bool) -> str:
+    line = f"  #{result.index + 1} {result.outcome.value}: {_short(result.prompt, 50)}: "
+    line += result.error or "?"
+    if verbose and result.server_message:
+        line += f" (server said {result.server_message!r})"
+    return redact(line)
+
+
+def problem_lines(summary: BatchSummary, limit: int = 20, *, verbose: bool = False) -> list[str]:
     """What went wrong, prompt by prompt (at most ``limit`` lines), and what to do."""
     bad = [r for r in summary.results if r.outcome in (BatchOutcome.FAILED, BatchOutcome.UNCERTAIN)]
-    lines = [
-        redact(f"  #{r.index + 1} {r.outcome.value}: {_short(r.prompt, 50)}: {r.error or '?'}")
-        for r in bad[:limit]
-    ]
+    lines = [_problem(r, verbose) for r in bad[:limit]]
     if len(bad) > limit:
         lines.append(f"  ... and {len(bad) - limit} more (see the manifest)")
+    if summary.failed:
+        lines.append(
+            f"{_plural(summary.failed, 'prompt')} failed. Rerun the same command to retry "
+            "what the server refused or could not finish downloading; add --retry-failed "
+            "to also redo failed or lost jobs (paid again: it says how many before it sends)."
+        )
     if summary.uncertain:
         lines.append(
             f"{summary.uncertain} prompt(s) are uncertain: the server may have created them "
@@ -140,11 +208,34 @@ def problem_lines(summary: BatchSummary, limit: int = 20) -> list[str]:
     return lines
 
 
-class LiveView(View):
-    """A rich live display: overall bar with ETA, counts by state, in-flight tasks."""
+_STATE_STYLE = {
+    PromptState.QUEUED: "dim",
+    PromptState.SUBMITTED: "cyan",
+    PromptState.RUNNING: "blue",
+    PromptState.FINISHING: "magenta",
+    PromptState.SUCCEEDED: "green",
+    PromptState.FAILED: "red",
+    PromptState.UNCERTAIN: "yellow",
+    PromptState.PENDING: "dim",
+}
 
-    def __init__(self, total: int, header: str, console: Console | None = None) -> None:
-        super().__init__(total, header)
+
+class LiveView(View):
+    """A rich live display: overall bar with ETA, counts by state, in-flight tasks.
+
+    All three read one :class:`~mjasync.cli._states.Board` (a state machine per prompt), so
+    the bar's count is always the sum of the final states shown beside it.
+    """
+
+    def __init__(
+        self,
+        total: int,
+        header: str,
+        console: Console | None = None,
+        *,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(total, header, verbose=verbose)
         self._console = console or Console()
         self._progress = Progress(
             TextColumn("[bold]prompts"),
@@ -157,49 +248,26 @@ class LiveView(View):
             console=self._console,
         )
         self._bar = self._progress.add_task("prompts", total=total)
-        self._done: dict[int, BatchOutcome] = {}
-        self._started: set[int] = set()
-        self._flight: dict[tuple[int, str | None], BatchEvent] = {}
+        self.board = Board(total)
         self._live: Live | None = None
         self._console.print(Text(header, style="bold"))
 
     def on_event(self, event: BatchEvent) -> None:
-        slot = (event.index, event.button)
-        kind = event.kind
-        if kind is BatchEventKind.FINISHED and event.result is not None:
-            self._done[event.index] = event.result.outcome
-            self._progress.update(self._bar, completed=len(self._done))
-            for key in [k for k in self._flight if k[0] == event.index]:
-                del self._flight[key]
-        elif kind in (BatchEventKind.SUBMITTED, BatchEventKind.RESUMED, BatchEventKind.PROGRESS):
-            self._flight[slot] = event
-            self._started.add(event.index)
-        else:
-            self._flight.pop(slot, None)
+        self.board.apply(event)
+        self._progress.update(self._bar, completed=self.board.finished)
 
     def _counts(self) -> Text:
-        running = sum(
-            1
-            for e in self._flight.values()
-            if e.status is not None and e.status.value == "IN_PROGRESS"
-        )
-        waiting = len(self._flight) - running
-        # Started and not finished: in flight, downloading, or between grid and upscales.
-        queued = self.total - len(self._done) - len(self._started - self._done.keys())
+        counts = self.board.counts()
         text = Text()
-        parts: list[tuple[str, int, str]] = [
-            ("queued", queued, "dim"),
-            ("submitted", waiting, "cyan"),
-            ("running", running, "blue"),
+        shown = [
+            state
+            for state in PromptState
+            if counts[state] or state not in (PromptState.PENDING, PromptState.FINISHING)
         ]
-        parts += [
-            (o.value, sum(1 for v in self._done.values() if v is o), _OUTCOME_STYLE[o])
-            for o in (BatchOutcome.SUCCEEDED, BatchOutcome.FAILED, BatchOutcome.UNCERTAIN)
-        ]
-        for i, (name, count, style) in enumerate(parts):
+        for i, state in enumerate(shown):
             if i:
                 text.append("  ·  ", style="dim")
-            text.append(f"{name} {count}", style=style)
+            text.append(f"{state.value} {counts[state]}", style=_STATE_STYLE[state])
         return text
 
     def _table(self) -> Table:
@@ -212,18 +280,17 @@ class LiveView(View):
         table.add_column("prompt", overflow="ellipsis", no_wrap=True)
         # Cut the prompt ourselves: left to shrink the table, rich collapses the first column.
         room = max(12, self._console.width - 56)
-        rows = sorted(self._flight.values(), key=lambda e: (e.index, e.button or ""))
-        for event in rows[:_MAX_ROWS]:
-            progress = event.progress or 0
-            filled = progress // 10
+        rows = self.board.rows()
+        for row in rows[:_MAX_ROWS]:
+            filled = row.progress // 10
             bar = "█" * filled + "░" * (10 - filled)
-            label = f"#{event.index + 1}" + (f" {event.button}" if event.button else "")
+            label = f"#{row.index + 1}" + (f" {row.button}" if row.button else "")
             table.add_row(
                 label,
-                event.task_id or "",
-                event.status.value if event.status is not None else "",
-                f"{bar} {progress:>3}%",
-                _short(event.prompt, room),
+                row.task_id or "",
+                Text(row.status, style=_STATE_STYLE[row.state]),
+                f"{bar} {row.progress:>3}%",
+                redact(_short(row.prompt, room)),
             )
         if len(rows) > _MAX_ROWS:
             table.add_row("", "", f"+{len(rows) - _MAX_ROWS} more", "", "")
@@ -265,20 +332,15 @@ class LiveView(View):
                 outcome.append(", ")
             outcome.append(f"{counts[o.value]} {o.value}", style=_OUTCOME_STYLE[o])
         table.add_row("prompts", Text(f"{summary.total}: ").append_text(outcome))
-        table.add_row(
-            "tasks",
-            f"{summary.submitted} submitted, {summary.resumed} resumed, "
-            f"{summary.skipped} already done",
-        )
+        table.add_row("jobs", jobs_line(summary))
         table.add_row("images", f"{len(summary.files)} ({summary.downloaded} downloaded now)")
-        table.add_row(
-            "cost",
-            f"{summary.requests} API requests ({summary.submits} submits, {summary.polls} polls)",
-        )
+        table.add_row("cost", cost_line(summary))
         table.add_row("time", f"{summary.wall_time:.1f}s")
         table.add_row("manifest", summary.manifest)
         table.add_row("contact sheet", summary.index)
         table.add_row("journal", summary.journal)
         console.print(table)
-        for line in problem_lines(summary):
+        for line in note_lines(summary):
+            console.print(line, style="yellow", highlight=False)
+        for line in problem_lines(summary, verbose=self.verbose):
             console.print(line, style="yellow" if "uncertain" in line else None, highlight=False)

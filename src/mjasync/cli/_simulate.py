@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import signal
 import sys
+from pathlib import Path
 from typing import cast
 
 import click
@@ -171,6 +172,11 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
 @click.option(
     "--webhook-duplicate", type=PROBABILITY, default=0.0, help="Share of hooks sent twice."
 )
+@click.option(
+    "--state-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Keep the tasks in this file (JSON lines) and take them back at the next start.",
+)
 def simulate(
     *,
     host: str,
@@ -203,6 +209,7 @@ def simulate(
     fault_latency: str | None,
     webhook_drop: float,
     webhook_duplicate: float,
+    state_file: Path | None,
 ) -> None:
     """Run the local midjourney-proxy simulator; prints its base URL first.
 
@@ -244,6 +251,7 @@ def simulate(
             task_timeout=task_timeout,
             relay_blank_status=relay_blank_status,
             faults=faults,
+            state_file=state_file,
         )
     except (TypeError, ValueError) as exc:
         raise click.UsageError(str(exc)) from None

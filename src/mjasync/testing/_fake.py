@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 from ._sim_app import SimApp
 from ._sim_config import NO_FAULTS, Accent, AuthScheme, Faults, SimOptions, key_tuple
 from ._sim_faults import FaultInjector
+from ._sim_persist import StateFile
 from ._sim_render import Renderer
 from ._sim_state import Engine, SimTask
 from ._sim_stats import Counters, SimStats
@@ -67,6 +69,9 @@ class FakeMidjourney:
         user_core_size: C's per-user limit on running jobs: more are refused with
             "并发数已达上限", as code -1 (code 4 on imagine). ``None``: no limit.
         user_queue_size: the same for queued jobs ("队列数已达上限").
+        state_file: keep every task in this file (JSON lines) and take them back at the next
+            start, so a restarted server still knows them; its clock stops while it is not
+            running. One process at a time may use a file. ``None``: tasks live in memory.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class FakeMidjourney:
         server_version: str | None = None,
         user_core_size: int | None = None,
         user_queue_size: int | None = None,
+        state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.options = SimOptions(
             accent=accent,
@@ -147,6 +153,7 @@ class FakeMidjourney:
         )
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
+        self._state = StateFile(state_file) if state_file is not None else None
 
     def __repr__(self) -> str:
         where = self._base_url or "not started"
@@ -181,6 +188,15 @@ class FakeMidjourney:
         self.port = port
         self._base_url = f"http://{shown}:{port}"
         self._renderer.base_url = self._base_url
+        if self._state is not None:  # no await since the site started: no request sees less
+            try:
+                restored = self._state.load()
+                self._state.open()
+            except BaseException:
+                await self.close()
+                raise
+            for task in restored:
+                self._engine.restore(task)
         self._webhooks.start()
 
     async def close(self) -> None:
@@ -190,6 +206,8 @@ class FakeMidjourney:
             await runner.cleanup()
         self._engine.close()
         await self._webhooks.close()
+        if self._state is not None:
+            self._state.close()
 
     async def __aenter__(self) -> FakeMidjourney:
         await self.start()
@@ -225,6 +243,8 @@ class FakeMidjourney:
     def forget_all_tasks(self) -> None:
         """Lose every task and free every account, like a server restart without storage."""
         self._engine.forget_all()
+        if self._state is not None:
+            self._state.forget_all()
 
     def finish_task(
         self, task_id: str, *, status: str = "SUCCESS", fail_reason: str | None = None
@@ -285,6 +305,8 @@ class FakeMidjourney:
     # -- internals ---------------------------------------------------------------------------
 
     def _on_change(self, task: SimTask) -> None:
+        if self._state is not None:
+            self._state.save(task)
         if task.notify_hook is None or self._runner is None:
             return
         payload = self._renderer.task(task, self._engine.now())

@@ -248,6 +248,34 @@ class Engine:
         self.on_change(task)
         return ahead
 
+    def restore(self, task: SimTask) -> None:
+        """Take back a task from an earlier run, where it was; the clock stopped meanwhile.
+
+        Running tasks get their slot back (even over ``core_size``: they were running) and go
+        on from their last step; waiting ones are admitted again in the order given.
+        """
+        self.tasks[task.id] = task
+        if task.id.isdigit():  # new ids never collide with restored ones
+            self._next_id = max(self._next_id, int(task.id) + 1)
+        account = self.accounts.get(task.mode)
+        if account is None or task.status not in ACTIVE:
+            return  # finished, MODAL, or on an account this server no longer has: kept as is
+        if task.status == IN_PROGRESS:
+            task.holds_slot = True
+            account.slots_used += 1
+            account.running += 1
+            account.note_peaks()
+            steps = self.options.progress_steps
+            task.started_at = self.now() - task.duration * task.step / (steps + 1)
+            self._schedule_next(task)
+        elif account.slots_used < account.core_size:
+            self._grant(task, account)
+        else:
+            task.status = NOT_START
+            account.queue.append(task)
+            account.queued += 1
+            account.note_peaks()
+
     def hold_in_modal(self, task: SimTask) -> None:
         """Store ``task`` waiting in MODAL for ``/submit/modal`` (holds no slot)."""
         task.status = MODAL
