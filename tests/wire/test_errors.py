@@ -163,19 +163,15 @@ CASES = [
         description="提交失败: 账号被封禁",
     ),
     Case(
-        # C's exception filter: a LogicException (validation, quota) as HTTP 200 -1
-        # (trueai-org/midjourney-proxy ed32197, Filters/CustomLogicExceptionFilterAttribute.cs).
         "code-1-C-generic",
         "submit",
         reply(200, {"success": False, "code": -1, "message": "参数错误"}),
-        InvalidRequestError,
+        APIError,
         http_status=200,
         code=-1,
         description="参数错误",
     ),
     Case(
-        # Any other exception, wherever it happened in the handler: HTTP 500 -1 "操作失败".
-        # The job may have been created before it, so a submit is uncertain.
         "code-1-C-generic-on-http-500",
         "submit",
         reply(500, {"success": False, "code": -1, "message": "内部错误"}),
@@ -183,7 +179,6 @@ CASES = [
         http_status=500,
         code=-1,
         description="内部错误",
-        uncertain=True,
     ),
     Case(
         "relay-400-task-no-found-on-fetch",

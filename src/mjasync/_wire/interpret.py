@@ -42,7 +42,7 @@ from .._errors import (
     UnsupportedEndpointError,
 )
 from .._json import loads
-from .endpoints import endpoint_for_path, served_by
+from .endpoints import FAMILIES, endpoint_for_path, served_by
 from .messages import explain
 from .retry import parse_retry_after
 from .transport import Response
@@ -57,6 +57,9 @@ _QUEUE_FULL_TEXT = "队列已满"  # C's code 9 "queue full": the one text the p
 _BACK_PRESSURE_TEXTS = ("并发数已达上限", "队列数已达上限")
 _C_UNAVAILABLE_TEXT = "服务暂不可用"  # C without Redis refuses every submit with this (-1 shape)
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+# new-api's own "no such task" words (relay/mjproxy_handler.go), with or without its trailing
+# space: on image-seed they mean "unknown id"; C's code 4 there means "not finished yet".
+_NOT_FOUND_TOKENS = frozenset({"task_no_found", "task_not_found"})
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 # ASCII digits, bounded: str.isdigit() also accepts "²", and int() refuses 4300+ digits.
 _CODE_TEXT = re.compile(r"^-?[0-9]{1,18}$")
@@ -156,7 +159,8 @@ def error_for_code(
     if code == 3:
         return NotFoundError(description, **ctx)
     if code == 4:
-        if kind == "seed" and not relay_own:
+        not_found = relay_own or description.strip() in _NOT_FOUND_TOKENS
+        if kind == "seed" and not not_found:
             # C: the task has no Discord message hash yet, i.e. it has not finished.
             ctx["message"] = "the task has no seed yet: it has not finished"
             return InvalidRequestError(description, **ctx)
@@ -164,17 +168,16 @@ def error_for_code(
         if kind in ("fetch", "seed", "cancel"):
             return NotFoundError(description, **ctx)
         return InvalidRequestError(description, **ctx)
-    if code == 5:
-        # new-api's MjErrorUnknown (upstream unreachable, unreadable answer), sent as HTTP 400.
-        return ServerError(description, **ctx)
     if code == 30 or resp.status == 429:
         return RateLimitError(description, retry_after=retry_after, **ctx)
+    if code == 5 and resp.status == 400:
+        # new-api's MjErrorUnknown (upstream unreachable, unreadable answer), sent as HTTP 400
+        # (QuantumNous/new-api controller/relay.go:424-434): the server failed, not the request.
+        return ServerError(description, **ctx)
     if code == 9 or resp.status >= 500:
         return ServerError(description, **ctx)
-    if code == -1:
-        if _C_UNAVAILABLE_TEXT in description:
-            return ServerError(description, **ctx)
-        return InvalidRequestError(description, **ctx)
+    if code == -1 and _C_UNAVAILABLE_TEXT in description:
+        return ServerError(description, **ctx)  # C without Redis: the server is not set up
     if 400 <= resp.status < 500:
         return InvalidRequestError(description, **ctx)
     return APIError(description, **ctx)
@@ -182,7 +185,10 @@ def error_for_code(
 
 def _route_missing(resp: Response, *, html: bool = False) -> UnsupportedEndpointError:
     endpoint = endpoint_for_path(resp.path)
-    where = f"; {endpoint.name} is served by {served_by(endpoint)}" if endpoint else ""
+    # Naming the families helps only for endpoints some lack; a 404 on imagine or fetch means
+    # a wrong base URL or mode prefix, which the hint below is about.
+    partial = endpoint is not None and len(endpoint.families) < len(FAMILIES)
+    where = f"; {endpoint.name} is served by {served_by(endpoint)}" if partial and endpoint else ""
     hint = (
         "; servers of the original Java proxy serve no mode prefixes: try Client(mode=None), "
         "or set mode_path= to the relay's pattern (e.g. '/{mode}')"
@@ -362,6 +368,5 @@ def maybe_taken(error: MjError) -> bool:
             # new-api's code 5: the upstream could not be reached, or answered something it
             # could not read; the upstream may have taken the job.
             return True
-        # C's exception filter answers any unexpected failure with HTTP 500 and code -1.
-        return error.http_status in (500, 502, 504) and error.code in (None, -1)
+        return error.http_status in (500, 502, 504) and error.code is None
     return False
