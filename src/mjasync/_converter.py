@@ -1,8 +1,9 @@
 """The one cattrs converter: camelCase JSON in, frozen models out, never a crash on odd data.
 
 Servers disagree about zero values (``null``, ``""``, ``0``), send ids as numbers, add fields
-at will and invent new statuses. Each hook here accepts all of that and normalises it; the only
-thing that cannot be repaired is a task without an id, which is a :class:`ProtocolError`.
+at will and invent new statuses. Each hook here accepts all of that and normalises it. What
+cannot be repaired is a :class:`ProtocolError`: a task without an id, an id that is not one by
+the rule user ids follow (it would go into URL paths), or a payload nested absurdly deep.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ProtocolError
-from ._json import dumps, loads_dumped
+from ._json import MAX_NESTING, dumps, loads_dumped, nested_deeper_than, strip_notify_hook
 from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus, VideoRef
+from ._validation import is_task_id
 
 __all__ = [
     "C_CANCEL_REASON",
@@ -207,7 +209,10 @@ class ReadOnlyMapping(Mapping[str, Any]):
     __hash__ = None  # type: ignore[assignment]  # like a dict: equal by value, so unhashable
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._dict()!r})"
+        try:
+            return f"{type(self).__name__}({self._dict()!r})"
+        except RecursionError:  # a hostile payload nested too deep to print
+            return f"{type(self).__name__}(<nested too deep>)"
 
     def __reduce__(self) -> tuple[Callable[..., ReadOnlyMapping], tuple[Any, ...]]:
         return (ReadOnlyMapping, (self._dict(),))
@@ -331,8 +336,10 @@ converter = _make_converter()
 
 def _snippet(payload: object) -> str:
     try:
+        if isinstance(payload, Mapping):
+            payload = strip_notify_hook(payload)
         return repr(payload)[:200]
-    except ValueError:  # an int of more than 4300 digits somewhere inside
+    except (ValueError, RecursionError):  # a 4300-digit int, or nested too deep
         return f"<unprintable {type(payload).__name__}>"
 
 
@@ -355,34 +362,67 @@ def is_c_cancelled(payload: Mapping[str, Any]) -> bool:
 def parse_task(payload: object) -> Task:
     """Build a :class:`Task` from one decoded JSON object.
 
-    A C task that failed with failReason "取消任务" is C's cancelled task and parses with
-    status :attr:`TaskStatus.CANCEL` (``status_text`` still shows what was sent).
+    A ``notifyHook`` the server echoes (top level or in ``properties``) is left out of
+    ``properties`` and ``raw``: a webhook receiver's URL carries its secret. A C task that
+    failed with failReason "取消任务" is C's cancelled task and parses with status
+    :attr:`TaskStatus.CANCEL` (``status_text`` still shows what was sent).
 
     Raises:
-        ProtocolError: the payload is not an object or has no usable ``id``.
+        ProtocolError: the payload is not an object, has no usable ``id`` (one that
+            :func:`~mjasync._validation.check_task_id` accepts: it goes into URL paths), or
+            is nested more than 64 levels deep.
     """
+    payload = _checked_task_payload(payload)
+    try:
+        raw = payload if isinstance(payload, CompactPayload) else CompactPayload(payload)
+        fields = {**payload, _RAW_KEY: raw}
+        if is_c_cancelled(payload):
+            fields["status"] = TaskStatus.CANCEL.value
+        return converter.structure(fields, Task)
+    except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
+        raise ProtocolError(
+            f"unreadable task payload ({type(exc).__name__})", body=_snippet(payload)
+        ) from exc
+
+
+def _checked_task_payload(payload: object) -> Mapping[str, Any]:
+    """The payload to build a task from (``notifyHook`` left out), or a ProtocolError."""
     if not isinstance(payload, Mapping):
         raise ProtocolError(
             f"expected a task object, got {type(payload).__name__}", body=_snippet(payload)
         )
-    if parse_task_id(payload.get("id")) is None:
+    task_id = parse_task_id(payload.get("id"))
+    if task_id is None:
         raise ProtocolError("task payload has no usable 'id'", body=_snippet(payload))
-    raw = payload if isinstance(payload, CompactPayload) else CompactPayload(payload)
-    fields = {**payload, _RAW_KEY: raw}
-    if is_c_cancelled(payload):
-        fields["status"] = TaskStatus.CANCEL.value
-    try:
-        return converter.structure(fields, Task)
-    except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
-        raise ProtocolError(f"unreadable task payload: {exc}", body=_snippet(payload)) from exc
+    if not is_task_id(task_id):
+        raise ProtocolError(
+            f"task payload has an id that is not a task id: {task_id[:80]!r}",
+            body=_snippet(payload),
+        )
+    if isinstance(payload, CompactPayload):
+        return payload  # a Task's own raw: checked when that task was made
+    if nested_deeper_than(payload):
+        raise ProtocolError(
+            f"task payload is nested more than {MAX_NESTING} levels deep", body=_snippet(payload)
+        )
+    return strip_notify_hook(payload)
 
 
 def parse_submission(payload: Mapping[str, Any]) -> Submission:
-    """Build a :class:`Submission` from a submit answer already known to be a success code."""
+    """Build a :class:`Submission` from a submit answer already known to be a success code.
+
+    ``task_id`` is what the server sent; whether it may go into a URL is the caller's check
+    (``WireAPI.submit`` refuses one that is not a task id). ``properties`` never holds an
+    echoed ``notifyHook``, and is left empty when nested more than 64 levels deep: the job
+    was accepted, and its id matters more than a hostile extra.
+    """
     code = _optional_int(payload.get("code"))
+    props = payload.get("properties")
+    if not isinstance(props, Mapping) or nested_deeper_than(props):
+        props = None
     return Submission(
         task_id=parse_task_id(payload.get("result")),
         code=code if code is not None else 0,
         description=_text(payload.get("description")),
-        properties=_mapping(payload.get("properties")),
+        properties=_mapping(strip_notify_hook(props) if props is not None else None),
     )

@@ -34,12 +34,16 @@ Misuse (bad arguments) raises :class:`ValueError` or :class:`TypeError` before a
 
 Foreign exceptions (aiohttp, json, cattrs) are translated once, where they happen, and chained
 with ``raise ... from exc``. Error messages carry the request (method and path, never the key).
+A ``notifyHook`` the server echoed (its path holds the webhook secret) is taken out of an
+error's ``properties``, ``description`` and ``body``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
+
+from ._json import hide_notify_hooks, strip_notify_hook
 
 if TYPE_CHECKING:
     from ._models import Task
@@ -134,11 +138,14 @@ class APIError(MjError):
         path: str | None = None,
         message: str | None = None,
     ) -> None:
+        description = hide_notify_hooks(description)
         self.description = description
         self.message = message or description
         self.http_status = http_status
         self.code = code
-        self.properties: Mapping[str, Any] = properties if properties is not None else _EMPTY
+        self.properties: Mapping[str, Any] = (
+            strip_notify_hook(properties) if properties is not None else _EMPTY
+        )
         self.method = method
         self.path = path
         parts = []
@@ -243,11 +250,12 @@ class ProtocolError(MjError):
         path: str | None = None,
         body: str | None = None,
     ) -> None:
+        message = hide_notify_hooks(message)
         super().__init__(message + _where(method, path))
         self.message = message
         self.method = method
         self.path = path
-        self.body = body
+        self.body = hide_notify_hooks(body) if body is not None else None
 
 
 class SubmissionUncertainError(MjError):

@@ -255,8 +255,9 @@ class Task:
     """A task as the server reported it. Immutable; fetch again for news.
 
     ``progress`` is 0-100 or ``None`` (not started, or the server sent no number). Times are
-    UTC ``datetime`` objects or ``None``. ``raw`` is the payload exactly as received, so
-    fields mjasync does not model are still at hand.
+    UTC ``datetime`` objects or ``None``. ``raw`` is the payload as received, so fields
+    mjasync does not model are still at hand; only an echoed ``notifyHook`` is left out of it
+    and of ``properties`` (a webhook receiver's URL carries its secret).
     """
 
     id: str

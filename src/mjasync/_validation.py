@@ -31,6 +31,7 @@ __all__ = [
     "data_url_size",
     "image_data_url",
     "image_or_url",
+    "is_task_id",
     "sniff_image_type",
     "video_data_url",
 ]
@@ -142,12 +143,23 @@ def check_timeout(timeout: object) -> float | None:
     return float(timeout)
 
 
+def is_task_id(value: str) -> bool:
+    """Whether ``value`` (already stripped) is a task id by the rule of :func:`check_task_id`.
+
+    Ids a server sends are held to the same rule before they go into a URL path.
+
+    >>> is_task_id("1320098173412546"), is_task_id("../../admin/x?y=")
+    (True, False)
+    """
+    return _TASK_ID.fullmatch(value) is not None
+
+
 def check_task_id(task_id: object) -> str:
     """A task id: a str (or int) of letters, digits, ``-`` and ``_``; it goes into URL paths."""
     if isinstance(task_id, bool) or not isinstance(task_id, str | int):
         raise TypeError(f"task id must be a str, not {type(task_id).__name__}")
     value = str(task_id).strip()
-    if not _TASK_ID.match(value):
+    if not is_task_id(value):
         raise ValueError(f"not a task id: {task_id!r} (expected digits like '1320098173412546')")
     return value
 

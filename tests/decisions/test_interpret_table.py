@@ -558,10 +558,20 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
         answer(400, {"code": 77}),
         Raises(InvalidRequestError, code=77),
     ),
-    ("redirect-302", "fetch", answer(302), Raises(InvalidRequestError, description="HTTP 302")),
-    ("edge-300", "fetch", answer(300, TASK), Raises(InvalidRequestError)),
+    # Issue 12: API calls never follow redirects; any 3xx is an APIError naming its Location
+    # (never a Submission, never a code read from the redirect's body).
+    ("redirect-302", "fetch", answer(302), Raises(APIError, contains="no Location given")),
+    (
+        "redirect-307-submit",
+        "submit",
+        answer(307, {"code": 1, "result": "42"}, headers={"Location": "http://evil.example/x"}),
+        Raises(APIError, contains="'http://evil.example/x'"),
+    ),
+    ("edge-300", "fetch", answer(300, TASK), Raises(APIError, contains="redirect")),
+    ("edge-399", "fetch", answer(399, TASK), Raises(APIError, contains="redirect")),
     ("informational-199", "fetch", answer(199, TASK), Raises(InvalidRequestError)),
-    ("unknown-code-on-302", "submit", answer(302, {"code": 77}), Raises(APIError, code=77)),
+    ("edge-400-not-a-redirect", "fetch", answer(400), Raises(InvalidRequestError)),
+    ("unknown-code-on-302", "submit", answer(302, {"code": 77}), Raises(APIError, code=None)),
     # -- answers nobody can read ----------------------------------------------------------
     # Issue 18: a 2xx submit answer without any code is no refusal: the job was probably
     # taken (maybe_taken), so it must not look refused.

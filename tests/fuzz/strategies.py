@@ -2,8 +2,9 @@
 
 The payloads are hostile on purpose: every known field may be missing, null, ``""``, ``0``, of
 the wrong type, an unknown enum value, or nested junk, and unknown keys come along too. A
-share of the ids is usable (str, int, integral float) so the parser gets past the id check and
-the field hooks are exercised, not just the early "no id" exit.
+share of the ids is usable (str, int, integral float, spelled as task ids are:
+``[A-Za-z0-9_-]{1,64}``) so the parser gets past the id check and the field hooks are
+exercised, not just the early "no id" exit.
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def _or_junk(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 
 
 IDS = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
     st.text(min_size=1, max_size=24),
     st.integers(),
     st.integers(min_value=-(2**53), max_value=2**53).map(float),

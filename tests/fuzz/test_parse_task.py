@@ -13,7 +13,9 @@ from hypothesis import example, given
 import mjasync
 from mjasync import Button, Task, TaskAction, TaskStatus
 from mjasync._converter import parse_task, parse_task_id
+from mjasync._json import nested_deeper_than, strip_notify_hook
 from mjasync._models import ButtonKind, ImageRef
+from mjasync._validation import is_task_id
 
 from .conftest import FUZZ
 from .strategies import ANY_PAYLOAD, task_payloads
@@ -30,6 +32,15 @@ def _same(a: object, b: object) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
     return a == b
+
+
+def usable(payload: object) -> bool:
+    """Whether a task can be built: an object, not absurdly deep, with an id that is one by
+    the rule user ids follow (ids go into URL paths)."""
+    if not isinstance(payload, Mapping) or nested_deeper_than(payload):
+        return False
+    task_id = parse_task_id(payload.get("id"))
+    return task_id is not None and is_task_id(task_id)
 
 
 def assert_invariants(task: Task, payload: Mapping[str, Any]) -> None:
@@ -67,7 +78,8 @@ def assert_invariants(task: Task, payload: Mapping[str, Any]) -> None:
         isinstance(r, ImageRef) and isinstance(r.url, str) and r.url for r in task.image_urls
     )
     assert isinstance(task.properties, Mapping) and isinstance(task.raw, Mapping)
-    assert _same(dict(task.raw), dict(payload))  # the payload, exactly as received
+    # The payload as received, less an echoed notifyHook (it carries a webhook secret).
+    assert _same(dict(task.raw), dict(strip_notify_hook(payload)))
     assert isinstance(task.is_terminal, bool)
     assert isinstance(task.status_text, str) and isinstance(task.action_text, str)
     assert task.final_prompt is None or isinstance(task.final_prompt, str)
@@ -101,20 +113,20 @@ def test_parse_task_returns_a_valid_task_or_raises_protocol_error(payload: Any) 
         assert_invariants(task, payload)
         return
     assert error.body is not None  # the error says what it could not read
-    # Only a missing or unusable id is beyond repair; any other field is normalised.
-    assert parse_task_id(payload.get("id")) is None, error
+    # Only a missing or unusable id (or hostile nesting) is beyond repair; any other field is
+    # normalised.
+    assert not usable(payload), error
 
 
 @FUZZ
 @given(ANY_PAYLOAD)
 def test_parse_task_accepts_only_objects_with_an_id(payload: Any) -> None:
-    usable = isinstance(payload, Mapping) and parse_task_id(payload.get("id")) is not None
     try:
         parse_task(payload)
     except mjasync.ProtocolError:
-        assert not usable
+        assert not usable(payload)
     else:
-        assert usable
+        assert usable(payload)
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ from .._requests import Imagine, Request
 from .._validation import DEFAULT_MAX_IMAGE_BYTES, ImageInput, check_task_id, check_timeout
 from .._wire.api import WireAPI
 from .._wire.retry import RetryPolicy
-from .._wire.transport import AuthScheme, Transport
+from .._wire.transport import DEFAULT_MAX_RESPONSE_BYTES, AuthScheme, Transport
 from .buttons import ButtonCalls
 from .config import DEFAULT, ClientConfig, Default, PushSource
 from .media import MediaCalls
@@ -69,6 +69,10 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
             server refused as busy keeps being resent: ``refusal_wait``, 15 minutes).
         limiter: a shared in-flight budget (e.g. ``RedisLimiter``); default in-process.
         max_image_bytes: the cap on one input image.
+        max_response_bytes: the cap on one answer from the server (default 4 MiB; a
+            list-by-condition answer may add 32 KiB per id asked). A larger answer is not
+            read further: :class:`ProtocolError`, or :class:`SubmissionUncertainError` for a
+            submit (the server may have taken the job).
         list_batch_size: task ids per ``list-by-condition`` request.
         image_seed_timeout: seconds to wait for ``image_seed`` (the server may be slow).
         stall_timeout: seconds without any change before a job fails with
@@ -109,6 +113,7 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
         stall_timeout: float | None = None,
         poll_settings: PollSettings | None = None,
         webhook: PushSource | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
     ) -> None:
         config = ClientConfig.build(
             base_url=base_url,
@@ -139,6 +144,7 @@ class Client(ButtonCalls, MediaCalls, ProbeCalls):
             mode_path=mode_path,
             timeout=config.timeout,
             session=session,
+            max_response_bytes=max_response_bytes,
         )
         self._api = WireAPI(self._transport, config.retry, list_batch_size=list_batch_size)
         self._engine = JobEngine(self._api, config.limiter, config.poll, config.retry)

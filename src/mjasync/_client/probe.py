@@ -94,7 +94,7 @@ class _Probe:
             status=resp.status,
             content_type=resp.content_type,
             body=resp.body,
-            location=resp.headers.get("Location"),
+            location=resp.location or resp.headers.get("Location"),
             new_api_version=resp.headers.get("X-New-Api-Version"),
         )
         if answer.html:

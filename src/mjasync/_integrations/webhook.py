@@ -39,6 +39,8 @@ from aiohttp import web
 from yarl import URL
 
 from .._converter import parse_status, parse_task_id
+from .._json import nested_deeper_than
+from .._validation import is_task_id
 
 if TYPE_CHECKING:
     from .._jobs.engine import JobEngine
@@ -196,8 +198,10 @@ def decode_push_body(body: bytes, *, max_body_bytes: int) -> PushVerdict:
         return PushVerdict(400, "bad_json")
     if not isinstance(payload, dict):
         return PushVerdict(400, "not_object")
+    if nested_deeper_than(payload):  # no task is; every later repr or compare would recurse
+        return PushVerdict(400, "bad_json")
     task_id = parse_task_id(payload.get("id"))
-    if task_id is None:
+    if task_id is None or not is_task_id(task_id):
         return PushVerdict(400, "no_id")
     return PushVerdict(200, "valid", task_id=task_id, payload=payload)
 

@@ -495,7 +495,7 @@ class JobEngine:
     def _apply(self, watch: Watch, payload: Mapping[str, Any], source: Source, now: float) -> bool:
         self.counters.observations += 1
         watch.misses = 0
-        raw_key = (payload.get("status"), payload.get("progress"))
+        raw_key = (_scalar(payload.get("status")), _scalar(payload.get("progress")))
         pushed = source == "push"
         if pushed:
             watch.pushed_at = now
@@ -549,8 +549,10 @@ class JobEngine:
 
     def _ended_upstream(self, watch: Watch) -> bool:
         task = watch.task
-        if task is None:
-            raise ProtocolError("an unreadable terminal payload")
+        if task is None or task.status is not watch.status:
+            # Unreadable (``task`` is then none, or an older one): ending the job with a stale
+            # task, or waiting for a change the raw-key check would drop, are both wrong.
+            raise ProtocolError(f"an unreadable {watch.status} payload")
         if watch.confirm_end:
             watch.confirm_end = False
             watch.last_source = "push"  # the push told us first; the poll confirmed it
@@ -652,6 +654,14 @@ class JobEngine:
         slot, watch.slot = watch.slot, None
         if slot is not None:
             self.release_unused(slot)
+
+
+def _scalar(value: object) -> object:
+    """A raw status or progress as compared between observations: a JSON scalar as it is;
+    anything else (a list nested 1,000 deep, whose comparison would recurse) as its type."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return f"<{type(value).__name__}>"
 
 
 def result_of(watch: Watch) -> Task | MjError:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote
 
 import anyio
 import attrs
@@ -26,6 +27,7 @@ from .._errors import (
     UnsupportedEndpointError,
 )
 from .._models import Submission, Task
+from .._validation import check_task_id, is_task_id
 from .interpret import RouteKind, interpret, maybe_taken
 from .modes import mode_key
 from .retry import RetryPolicy, is_retryable, retry_delay
@@ -36,6 +38,23 @@ __all__ = ["FORM_ROUTES", "UPLOAD_ROUTE", "WireAPI", "WireCounters"]
 log = logging.getLogger("mjasync")
 
 _LIST_CONCURRENCY = 4  # list-by-condition requests in flight at once within one poll round
+#: What a list-by-condition answer may hold per id asked, on top of the client's answer limit.
+#: A task payload is 2-8 KB; a long prompt in three versions and many buttons stay below this.
+LIST_BYTES_PER_ID: Final = 32 * 1024
+
+
+def task_route(task_id: str, action: str) -> str:
+    """``/mj/task/{id}/{action}`` for an id checked like a user's, quoted as a path segment.
+
+    Ids a server sent (a submit answer, a list answer) are checked when they are read; this is
+    the last line: nothing but a task id goes into the path, and it cannot leave its segment.
+
+    >>> task_route("1320098173412546", "fetch")
+    '/mj/task/1320098173412546/fetch'
+    """
+    return f"/mj/task/{quote(check_task_id(task_id), safe='')}/{action}"
+
+
 #: Submit routes whose body goes as multipart/form-data, not JSON: C binds video-swap
 #: ``[FromForm]`` (trueai-org/midjourney-proxy ed32197,
 #: src/Midjourney.API/Controllers/InsightFaceController.cs:141) and answers JSON with 415.
@@ -129,6 +148,7 @@ class WireAPI:
         mode: str | None,
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        max_bytes: int | None = None,
         template: str | None = None,
     ) -> object:
         """One read request with retries; returns the interpreted payload.
@@ -143,7 +163,7 @@ class WireAPI:
             self.counters.requests += 1
             try:
                 resp = await self.transport.request(
-                    method, route, mode=mode, json_body=body, timeout=timeout
+                    method, route, mode=mode, json_body=body, timeout=timeout, max_bytes=max_bytes
                 )
                 return interpret(resp, kind)
             except UnsupportedEndpointError as exc:
@@ -224,22 +244,51 @@ class WireAPI:
                 )
                 await self._sleep(delay)
                 continue
+            return self._accepted(payload, route, body, mode)
+
+    def _accepted(
+        self, payload: object, route: str, body: Mapping[str, Any], mode: str | None
+    ) -> Submission:
+        """The :class:`Submission` of a success answer, or SubmissionUncertainError.
+
+        The server said yes, so a paid job may exist: an answer we cannot use (no task id, an
+        id that is not one, an unreadable shape) is uncertain, never a plain failure.
+        """
+        state = body.get("state")
+
+        def uncertain(message: str) -> SubmissionUncertainError:
+            return SubmissionUncertainError(
+                message,
+                endpoint=route,
+                body=body,
+                state=state if isinstance(state, str) else None,
+                mode=mode,
+            )
+
+        try:
             assert isinstance(payload, Mapping)
             submission = parse_submission(payload)
-            if submission.task_id is None:
-                raise SubmissionUncertainError(
-                    f"the server accepted the job (code {submission.code}) but sent no task id",
-                    endpoint=route,
-                    body=body,
-                    state=state if isinstance(state, str) else None,
-                    mode=mode,
-                )
-            return submission
+        except Exception as exc:
+            raise uncertain(
+                f"the server accepted the job but its answer is unreadable ({exc})"
+            ) from exc
+        if submission.task_id is None:
+            raise uncertain(
+                f"the server accepted the job (code {submission.code}) but sent no task id"
+            )
+        if not is_task_id(submission.task_id):
+            # It would go into URL paths (fetch, cancel): ../ or ?query would leave the API.
+            shown = self.transport.scrub_text(submission.task_id[:80])
+            raise uncertain(
+                f"the server accepted the job (code {submission.code}) but its task id "
+                f"{shown!r} is not a task id (letters, digits, '-', '_')"
+            )
+        return submission
 
     async def fetch(self, task_id: str, *, mode: str | None) -> Task:
         """GET one task. Raises :class:`NotFoundError` for an unknown id (all three accents)."""
         self.counters.fetch_requests += 1
-        route = f"/mj/task/{task_id}/fetch"
+        route = task_route(task_id, "fetch")
         payload = await self._send("GET", route, "fetch", mode=mode, template=_FETCH)
         try:
             return parse_task(payload)
@@ -311,7 +360,12 @@ class WireAPI:
     async def _list_chunk(self, chunk: list[str], mode: str | None) -> list[Any]:
         self.counters.list_requests += 1
         payload = await self._send(
-            "POST", "/mj/task/list-by-condition", "list", mode=mode, body={"ids": chunk}
+            "POST",
+            "/mj/task/list-by-condition",
+            "list",
+            mode=mode,
+            body={"ids": chunk},
+            max_bytes=self.transport.max_response_bytes + len(chunk) * LIST_BYTES_PER_ID,
         )
         assert isinstance(payload, list)
         return payload
@@ -326,7 +380,7 @@ class WireAPI:
                 self.counters.fetch_requests += 1
                 try:
                     payload = await self._send(
-                        "GET", f"/mj/task/{task_id}/fetch", "fetch", mode=mode, template=_FETCH
+                        "GET", task_route(task_id, "fetch"), "fetch", mode=mode, template=_FETCH
                     )
                 except NotFoundError:
                     return
@@ -359,7 +413,7 @@ class WireAPI:
 
     async def image_seed(self, task_id: str, *, mode: str | None, timeout: float) -> str:
         """The seed of a finished task (the server may take many seconds)."""
-        route = f"/mj/task/{task_id}/image-seed"
+        route = task_route(task_id, "image-seed")
         payload = await self._send(
             "GET", route, "seed", mode=mode, timeout=timeout, template="/mj/task/{id}/image-seed"
         )
@@ -383,7 +437,7 @@ class WireAPI:
         """
         await self._send(
             "POST",
-            f"/mj/task/{task_id}/cancel",
+            task_route(task_id, "cancel"),
             "cancel",
             mode=mode,
             body={},

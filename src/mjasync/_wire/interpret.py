@@ -41,7 +41,7 @@ from .._errors import (
     TransportError,
     UnsupportedEndpointError,
 )
-from .._json import loads
+from .._json import loads, nested_deeper_than
 from .endpoints import FAMILIES, endpoint_for_path, served_by
 from .messages import explain
 from .retry import parse_retry_after
@@ -76,8 +76,13 @@ def _decode(resp: Response) -> object:
             f"unreadable JSON body (HTTP {resp.status}, {resp.content_type or 'no type'})",
             method=resp.method,
             path=resp.path,
-            body=resp.body[:200].decode("utf-8", "replace"),
+            body=_snippet(resp),
         ) from exc
+
+
+def _snippet(resp: Response) -> str:
+    """The start of the body for an error, as text without the key in any spelling."""
+    return resp.redact(resp.body[:200].decode("utf-8", "replace"))
 
 
 def _try_decode(resp: Response) -> object:
@@ -88,6 +93,12 @@ def _try_decode(resp: Response) -> object:
 
 
 def _description(payload: object, resp: Response, default: str) -> str:
+    # Server text goes into an exception message: scrubbed of the key in any spelling (the
+    # body's bytes were, but a decoded string may spell it in a way bytes do not show).
+    return resp.redact(_server_text(payload, resp, default))
+
+
+def _server_text(payload: object, resp: Response, default: str) -> str:
     if isinstance(payload, Mapping):
         for key in ("description", "message", "msg"):
             value = payload.get(key)
@@ -122,7 +133,8 @@ def _code_of(payload: object) -> int | None:
 def _properties(payload: object) -> Mapping[str, Any] | None:
     if isinstance(payload, Mapping):
         props = payload.get("properties")
-        if isinstance(props, Mapping):
+        # A hostile nesting would make every repr of the error a RecursionError: dropped.
+        if isinstance(props, Mapping) and not nested_deeper_than(props):
             return props
     return None
 
@@ -223,9 +235,39 @@ def interpret(resp: Response, kind: RouteKind) -> object:
 
     Returns the decoded JSON: a task object for ``fetch``, a list for ``list``, a submit-style
     object with a success code for ``submit``/``seed``/``upload``/``cancel``; ``None`` for
-    C's empty-bodied cancel success.
+    C's empty-bodied cancel success. A redirect (3xx) is an :class:`APIError` naming its
+    ``Location``: API calls never follow one. Whatever the answer, nothing but an
+    :class:`MjError` is raised.
     """
+    try:
+        return _interpret(resp, kind)
+    except MjError:
+        raise
+    except Exception as exc:  # a safety net: no answer may crash the client
+        raise ProtocolError(
+            f"unreadable {kind} answer (HTTP {resp.status}; {type(exc).__name__})",
+            method=resp.method,
+            path=resp.path,
+            body=_snippet(resp),
+        ) from exc
+
+
+def _redirect(resp: Response) -> APIError:
+    location = resp.location if resp.location is not None else resp.headers.get("Location")
+    where = repr(resp.redact(location)[:300]) if location else "no Location given"
+    return APIError(
+        f"the server answered with a redirect to {where}; API calls do not follow "
+        "redirects (check base_url: scheme, host and path prefix)",
+        http_status=resp.status,
+        method=resp.method,
+        path=resp.path,
+    )
+
+
+def _interpret(resp: Response, kind: RouteKind) -> object:
     status = resp.status
+    if 300 <= status < 400:
+        raise _redirect(resp)
     if 200 <= status < 300 and resp.content_type in _HTML_TYPES:
         raise _route_missing(resp, html=True)
     if kind == "cancel":
@@ -353,7 +395,7 @@ def interpret(resp: Response, kind: RouteKind) -> object:
         f"unexpected {kind} answer shape: {type(payload).__name__}",
         method=resp.method,
         path=resp.path,
-        body=resp.body[:200].decode("utf-8", "replace"),
+        body=_snippet(resp),
     )
 
 
