@@ -24,11 +24,9 @@ from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus,
 from ._validation import is_task_id
 
 __all__ = [
-    "C_CANCEL_REASON",
     "CompactPayload",
     "ReadOnlyMapping",
     "converter",
-    "is_c_cancelled",
     "parse_epoch_millis",
     "parse_progress",
     "parse_status",
@@ -343,29 +341,11 @@ def _snippet(payload: object) -> str:
         return f"<unprintable {type(payload).__name__}>"
 
 
-#: The failReason C writes when a task is cancelled; C never sets status CANCEL itself
-#: (trueai-org/midjourney-proxy ed32197, src/Midjourney.API/Controllers/TaskController.cs:105,110).
-C_CANCEL_REASON = "取消任务"
-
-
-def is_c_cancelled(payload: Mapping[str, Any]) -> bool:
-    """Whether a payload is C's way of saying CANCEL: FAILURE with failReason "取消任务"."""
-    status, reason = payload.get("status"), payload.get("failReason")
-    return (
-        isinstance(status, str)
-        and status.strip().upper() == "FAILURE"
-        and isinstance(reason, str)
-        and reason.strip() == C_CANCEL_REASON
-    )
-
-
 def parse_task(payload: object) -> Task:
     """Build a :class:`Task` from one decoded JSON object.
 
     A ``notifyHook`` the server echoes (top level or in ``properties``) is left out of
-    ``properties`` and ``raw``: a webhook receiver's URL carries its secret. A C task that
-    failed with failReason "取消任务" is C's cancelled task and parses with status
-    :attr:`TaskStatus.CANCEL` (``status_text`` still shows what was sent).
+    ``properties`` and ``raw``: a webhook receiver's URL carries its secret.
 
     Raises:
         ProtocolError: the payload is not an object, has no usable ``id`` (one that
@@ -375,10 +355,7 @@ def parse_task(payload: object) -> Task:
     payload = _checked_task_payload(payload)
     try:
         raw = payload if isinstance(payload, CompactPayload) else CompactPayload(payload)
-        fields = {**payload, _RAW_KEY: raw}
-        if is_c_cancelled(payload):
-            fields["status"] = TaskStatus.CANCEL.value
-        return converter.structure(fields, Task)
+        return converter.structure({**payload, _RAW_KEY: raw}, Task)
     except Exception as exc:  # the hooks are total; this is a safety net for cattrs itself
         raise ProtocolError(
             f"unreadable task payload ({type(exc).__name__})", body=_snippet(payload)

@@ -286,6 +286,18 @@ class Task:
         return self.status.is_terminal
 
     @property
+    def cancelled(self) -> bool:
+        """``True`` for a cancelled task: status CANCEL, or C's way of saying it.
+
+        C never sets CANCEL: it fails a cancelled task with failReason "取消任务"
+        (trueai-org/midjourney-proxy ed32197, Controllers/TaskController.cs:105,110), so such
+        a task is FAILURE here too (``status``), and cancelled.
+        """
+        if self.status is TaskStatus.CANCEL:
+            return True
+        return self.status is TaskStatus.FAILURE and (self.fail_reason or "").strip() == "取消任务"
+
+    @property
     def videos(self) -> tuple[VideoRef, ...]:
         """The task's videos: ``video_urls``, else ``video_url`` alone, else none.
 

@@ -104,7 +104,7 @@ def _video_refs(thumbnails: bool) -> Callable[[Any], None]:
 
 def _cancelled(payload: Any) -> None:
     task = parse_task(payload)
-    assert task.status is TaskStatus.CANCEL and task.status_text == "FAILURE"
+    assert task.cancelled and task.status is TaskStatus.FAILURE
     assert task.fail_reason == "取消任务"
 
 

@@ -241,8 +241,9 @@ async def test_cancel_on_c_ends_the_job_as_cancelled(make: Make) -> None:
     with pytest.raises(TaskFailedError) as info:
         await job.result(timeout=5)
     task = info.value.task
-    assert task is not None and task.status is TaskStatus.CANCEL and task.status_text == "FAILURE"
+    assert task is not None and task.cancelled and task.status is TaskStatus.FAILURE
     assert info.value.fail_reason == "取消任务"
+    assert str(info.value).startswith(f"task {job.id}: the job was cancelled")
     assert fake.stats().requests["cancel"] == 1
 
 
