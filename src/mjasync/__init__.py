@@ -5,7 +5,9 @@ The public names are listed in ``__all__`` (everything else is private and may c
 - the client and its jobs: :class:`Client`, :class:`Job`, :class:`ProgressEvent`;
 - what servers return: :class:`Task`, :class:`TaskStatus`, :class:`TaskAction`,
   :class:`Button`, :class:`Submission`;
-- requests: :data:`Request` and its kinds (:class:`Imagine`, :class:`Blend`, ...);
+- requests: :data:`Request` and its kinds (:class:`Imagine`, :class:`Blend`, ..., and for the
+  newer servers :class:`Video`, :class:`Edit`, :class:`Retexture`, :class:`SwapFace`,
+  :class:`SwapVideoFace`);
 - settings: :class:`RetryPolicy`, :class:`PollSettings`, and for several processes sharing
   one account :class:`RedisLimiter` (and :class:`RedisPushBus` for pushes);
 - pushes and batches: :class:`WebhookReceiver`, :func:`run_batch`, :class:`Batch`,
@@ -46,7 +48,20 @@ from ._jobs.events import ProgressEvent
 from ._jobs.job import Job
 from ._jobs.pacing import PollSettings
 from ._models import Button, Submission, Task, TaskAction, TaskStatus
-from ._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from ._requests import (
+    Action,
+    Blend,
+    Describe,
+    Edit,
+    Imagine,
+    Modal,
+    Request,
+    Retexture,
+    Shorten,
+    SwapFace,
+    SwapVideoFace,
+    Video,
+)
 from ._wire.retry import RetryPolicy
 
 if _typing.TYPE_CHECKING:
@@ -80,6 +95,7 @@ __all__ = [
     "Button",
     "Client",
     "Describe",
+    "Edit",
     "Imagine",
     "InvalidRequestError",
     "Job",
@@ -96,11 +112,14 @@ __all__ = [
     "RedisLimiter",
     "RedisPushBus",
     "Request",
+    "Retexture",
     "RetryPolicy",
     "ServerError",
     "Shorten",
     "Submission",
     "SubmissionUncertainError",
+    "SwapFace",
+    "SwapVideoFace",
     "Task",
     "TaskAction",
     "TaskError",
@@ -111,6 +130,7 @@ __all__ = [
     "TaskTimeoutError",
     "TransportError",
     "UnsupportedEndpointError",
+    "Video",
     "WebhookReceiver",
     "__version__",
     "run_batch",

@@ -20,7 +20,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ._errors import ProtocolError
 from ._json import MAX_NESTING, dumps, loads_dumped, nested_deeper_than, strip_notify_hook
-from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus
+from ._models import Button, ImageRef, Submission, Task, TaskAction, TaskStatus, VideoRef
 from ._validation import is_task_id
 
 __all__ = [
@@ -288,6 +288,10 @@ def _image_refs(value: object, _: object = None) -> tuple[ImageRef, ...]:
     return tuple(refs)
 
 
+def _video_refs(value: object, _: object = None) -> tuple[VideoRef, ...]:
+    return tuple(VideoRef(url=ref.url, thumbnail=ref.thumbnail) for ref in _image_refs(value))
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(detailed_validation=False, forbid_extra_keys=False)
     conv.register_structure_hook(TaskStatus, _enum_hook(TaskStatus))
@@ -314,6 +318,7 @@ def _make_converter() -> cattrs.Converter:
             image_url=override(rename="imageUrl", struct_hook=_optional_str),
             image_urls=override(rename="imageUrls", struct_hook=_image_refs),
             video_url=override(rename="videoUrl", struct_hook=_optional_str),
+            video_urls=override(rename="videoUrls", struct_hook=_video_refs),
             fail_reason=override(rename="failReason", struct_hook=_optional_str),
             buttons=override(struct_hook=_buttons),
             properties=override(struct_hook=_mapping),

@@ -8,11 +8,11 @@ Everything mjasync raises on purpose derives from :class:`MjError`::
     │   ├── AuthenticationError ... 401/403: bad or missing key
     │   ├── NotFoundError ......... unknown task id (code 3, J's empty 200, relay code 4 on fetch)
     │   ├── InvalidRequestError ... code 4 and other 400s: fix the request
-    │   ├── RateLimitError ........ HTTP 429 (``retry_after`` when the server said)
-    │   ├── QueueFullError ........ code 23, C's code 9 "queue full": the account is busy
+    │   ├── RateLimitError ........ HTTP 429, C's empty 403 block (``retry_after`` if said)
+    │   ├── QueueFullError ........ code 23, C's code 9 / per-user limits: the account is busy
     │   ├── BannedPromptError ..... code 24 (``banned_word``); never retried
     │   ├── ServerError ........... 5xx, HTML error pages, code 9 failures
-    │   └── UnsupportedEndpointError  404 on a route the server does not have
+    │   └── UnsupportedEndpointError  a route the server lacks (404, or a relay's HTML page)
     ├── ProtocolError ............. a body we cannot read (truncated JSON, wrong shape)
     ├── SubmissionUncertainError .. a submit may have reached the server; we did not resend it
     ├── LimiterError .............. no slot could be had: the shared budget (e.g. Redis) is
@@ -172,7 +172,10 @@ class InvalidRequestError(APIError):
 
 
 class RateLimitError(APIError):
-    """HTTP 429: too many requests.
+    """Too many requests: HTTP 429, or C's rate limiter blocking a client (403, empty body).
+
+    C blocks for some minutes and sends no ``Retry-After``; submits are waited out like
+    queue-full refusals.
 
     Attributes:
         retry_after: seconds the server asked us to wait, or ``None``.
@@ -186,6 +189,7 @@ class RateLimitError(APIError):
 class QueueFullError(APIError):
     """The upstream account's queue is full (code 23, or C's code 9 "队列已满").
 
+    Also C's per-user limits ("并发数已达上限", "队列数已达上限": code -1, or 4 on imagine).
     The server refused the job, so resubmitting later is safe.
 
     Attributes:
@@ -218,11 +222,15 @@ class ServerError(APIError):
 
 
 class UnsupportedEndpointError(APIError):
-    """The server has no such route (HTTP 404 on the route itself).
+    """The server has no such route, or does not offer it to this key.
 
-    Raised for optional endpoints a server family lacks (J has no action/modal/shorten), and
-    for a mode prefix the server does not serve: the original Java proxy has none, so the
-    message suggests ``mode=None``.
+    Raised for optional endpoints a server family lacks (J has no action/modal/video; a
+    404 without a JSON body, or new-api's web page, an HTML 200), for a relay that sells no
+    channel for the endpoint (503 ``model_not_found``), for C's cancel to anyone but an admin
+    user, and for a mode prefix the server does not serve (the original Java proxy has none,
+    so the message suggests ``mode=None``). The message names the server families that do
+    serve the endpoint. The client remembers it per mode: a second call fails at once,
+    without a request or a slot.
     """
 
 

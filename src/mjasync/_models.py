@@ -22,6 +22,7 @@ __all__ = [
     "Task",
     "TaskAction",
     "TaskStatus",
+    "VideoRef",
     "button_kind",
 ]
 
@@ -54,7 +55,15 @@ _TERMINAL = frozenset({TaskStatus.SUCCESS, TaskStatus.FAILURE, TaskStatus.CANCEL
 
 
 class TaskAction(StrEnum):
-    """What kind of job a task is. Unknown values parse as :attr:`UNKNOWN`."""
+    """What kind of job a task is. Unknown values parse as :attr:`UNKNOWN`.
+
+    The set is the union of the three server families' own lists: J has the first six; C adds
+    ``UPSCALE_HD``, ``RETEXTURE``, ``SHOW``, ``ACTION``, ``EDIT``, ``VIDEO_EXTEND``,
+    ``SWAP_VIDEO_FACE``, ``PIC_READER`` (trueai-org/midjourney-proxy
+    ``src/Midjourney.Base/Models/Enums.cs``); new-api labels tasks itself and adds ``MODAL``,
+    ``UPLOAD``, ``EDITS``, ``HIGH_VARIATION``, ``LOW_VARIATION`` (``constant/midjourney.go``).
+    C spells ``EDIT`` where new-api spells ``EDITS``: both are kept as sent.
+    """
 
     IMAGINE = "IMAGINE"
     UPSCALE = "UPSCALE"
@@ -70,9 +79,19 @@ class TaskAction(StrEnum):
     CUSTOM_ZOOM = "CUSTOM_ZOOM"
     HIGH_VARIATION = "HIGH_VARIATION"
     LOW_VARIATION = "LOW_VARIATION"
+    UPSCALE_HD = "UPSCALE_HD"
+    ACTION = "ACTION"
+    SHOW = "SHOW"
+    MODAL = "MODAL"
     VIDEO = "VIDEO"
+    VIDEO_EXTEND = "VIDEO_EXTEND"
     EDIT = "EDIT"
+    EDITS = "EDITS"
+    RETEXTURE = "RETEXTURE"
     SWAP_FACE = "SWAP_FACE"
+    SWAP_VIDEO_FACE = "SWAP_VIDEO_FACE"
+    UPLOAD = "UPLOAD"
+    PIC_READER = "PIC_READER"
     UNKNOWN = "UNKNOWN"
 
 
@@ -191,6 +210,17 @@ class ImageRef:
     thumbnail: str | None = None
 
 
+@attrs.frozen(slots=True)
+class VideoRef:
+    """One entry of ``videoUrls``: the ``.mp4`` and, on C, a poster image.
+
+    C sends ``[{url, thumbnail}]``; new-api keeps only ``[{url}]`` (its DTO has no thumbnail).
+    """
+
+    url: str
+    thumbnail: str | None = None
+
+
 def _normalise_button_name(name: str) -> str:
     return re.sub(r"[\s()_\-]+", "", name).lower()
 
@@ -244,6 +274,7 @@ class Task:
     image_url: str | None = None
     image_urls: tuple[ImageRef, ...] = ()
     video_url: str | None = None
+    video_urls: tuple[VideoRef, ...] = ()
     fail_reason: str | None = None
     buttons: tuple[Button, ...] = ()
     properties: Mapping[str, Any] = attrs.field(default=_EMPTY, repr=False)
@@ -253,6 +284,31 @@ class Task:
     def is_terminal(self) -> bool:
         """``True`` once the task is SUCCESS, FAILURE or CANCEL."""
         return self.status.is_terminal
+
+    @property
+    def cancelled(self) -> bool:
+        """``True`` for a cancelled task: status CANCEL, or C's way of saying it.
+
+        C never sets CANCEL: it fails a cancelled task with failReason "取消任务"
+        (trueai-org/midjourney-proxy ed32197, Controllers/TaskController.cs:105,110), so such
+        a task is FAILURE here too (``status``), and cancelled.
+        """
+        if self.status is TaskStatus.CANCEL:
+            return True
+        return self.status is TaskStatus.FAILURE and (self.fail_reason or "").strip() == "取消任务"
+
+    @property
+    def videos(self) -> tuple[VideoRef, ...]:
+        """The task's videos: ``video_urls``, else ``video_url`` alone, else none.
+
+        C fills ``videoUrls`` only on some account types and otherwise leaves just
+        ``videoUrl``; this is the one place that knows.
+        """
+        if self.video_urls:
+            return self.video_urls
+        if self.video_url:
+            return (VideoRef(url=self.video_url),)
+        return ()
 
     @property
     def status_text(self) -> str:

@@ -20,6 +20,8 @@ __all__ = [
     "check_bot_type",
     "check_custom_id",
     "check_dimensions",
+    "check_language",
+    "check_media_url",
     "check_notify_hook",
     "check_prompt",
     "check_seconds",
@@ -28,8 +30,10 @@ __all__ = [
     "check_timeout",
     "data_url_size",
     "image_data_url",
+    "image_or_url",
     "is_task_id",
     "sniff_image_type",
+    "video_data_url",
 ]
 
 #: The default cap on one image, decoded. Discord refuses attachments far above this anyway.
@@ -45,6 +49,8 @@ DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 
 ImageInput = bytes | bytearray | memoryview | os.PathLike[str] | str
 
+MAX_URL_CHARS = 2048
+_LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[_-][A-Za-z0-9]{2,8})?$")
 _TASK_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _CUSTOM_ID = re.compile(r"^MJ::\S{1,200}$")
 _DATA_URL = re.compile(r"^data:(image/[a-z0-9.+-]+);base64,", re.IGNORECASE)
@@ -239,3 +245,73 @@ def image_data_url(
     if mime is None:
         raise ValueError(f"{what} is not a PNG, JPEG, GIF or WEBP image")
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def check_media_url(url: object, *, what: str = "image") -> str:
+    """An ``http(s)`` URL the server fetches itself (C takes URLs where it takes images)."""
+    if not isinstance(url, str):
+        raise TypeError(f"{what} URL must be a str, not {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c.isspace() for c in url):
+        raise ValueError(f"{what} must be an http(s) URL, not {url!r}")
+    if len(url) > MAX_URL_CHARS:
+        raise ValueError(f"{what} URL is {len(url)} characters; the limit is {MAX_URL_CHARS}")
+    return url
+
+
+def image_or_url(
+    image: object, *, max_bytes: int = DEFAULT_MAX_IMAGE_BYTES, what: str = "image"
+) -> str:
+    """An image as a checked data URL, or an ``http(s)`` URL passed through for the server.
+
+    Raises:
+        TypeError, ValueError: as :func:`image_data_url`, or a malformed URL.
+    """
+    if isinstance(image, str) and image.startswith(("http://", "https://")):
+        return check_media_url(image, what=what)
+    return image_data_url(image, max_bytes=max_bytes, what=what)
+
+
+def _is_mp4(data: bytes) -> bool:
+    # ISO base media files start with a box whose type is "ftyp" (size first, then type).
+    return len(data) >= 12 and data[4:8] == b"ftyp"
+
+
+def video_data_url(video: object, *, max_bytes: int, what: str = "video") -> str:
+    """An ``.mp4`` (bytes or ``pathlib.Path``) as a ``data:video/mp4;base64,`` URL.
+
+    Raises:
+        TypeError: not bytes or a path (a str must be an http(s) URL, see :func:`image_or_url`).
+        ValueError: unreadable, empty, not an MP4, or larger than ``max_bytes``.
+    """
+    if isinstance(video, bytes | bytearray | memoryview):
+        data = bytes(video)
+    elif isinstance(video, os.PathLike):
+        path = Path(video)
+        try:
+            _check_size(path.stat().st_size, max_bytes, f"{what} {path}")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+    else:
+        raise TypeError(
+            f"{what} must be bytes, a pathlib.Path or an http(s) URL, not {type(video).__name__}"
+        )
+    if not data:
+        raise ValueError(f"{what} is empty")
+    _check_size(len(data), max_bytes, what)
+    if not _is_mp4(data):
+        raise ValueError(f"{what} is not an MP4 video (the server takes .mp4 only)")
+    return f"data:video/mp4;base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def check_language(language: object) -> str | None:
+    """A describe language tag such as ``"zh"`` or ``"zh_cn"`` (C stores at most 20 chars)."""
+    if language is None:
+        return None
+    if not isinstance(language, str):
+        raise TypeError(f"language must be a str or None, not {type(language).__name__}")
+    value = language.strip()
+    if not _LANGUAGE.match(value):
+        raise ValueError(f"language must be a tag like 'en' or 'zh_cn', not {language!r}")
+    return value

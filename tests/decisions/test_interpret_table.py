@@ -446,10 +446,13 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
         Raises(InvalidRequestError, code=4),
     ),
     (
+        # new-api's code 5 (MjErrorUnknown: upstream unreachable or unreadable) is the
+        # server failing, not the request (QuantumNous/new-api 65b1654 controller/relay.go,
+        # service/midjourney.go): a ServerError, which reads retry.
         "N-400-code-5",
         "submit",
         answer(400, {"description": "do_request_failed", "type": "upstream_error", "code": 5}),
-        Raises(InvalidRequestError, code=5),
+        Raises(ServerError, code=5),
     ),
     (
         "N-429-code-30",
@@ -534,10 +537,12 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
     ("400-empty", "submit", answer(400), Raises(InvalidRequestError, description="HTTP 400")),
     # C's cancel in demo mode: 400 text/plain (TaskController.cs, Cancel).
     (
+        # C lets only admin users cancel (TaskController.cs:55,89-92): for this key the
+        # endpoint does not exist, and the client stops asking (remembered per mode).
         "C-cancel-demo-mode",
         "cancel",
         text(400, "演示模式，禁止操作"),
-        Raises(InvalidRequestError, description="演示模式，禁止操作"),
+        Raises(UnsupportedEndpointError, description="演示模式，禁止操作"),
     ),
     ("499", "fetch", answer(499), Raises(InvalidRequestError)),
     ("code-4-on-499", "fetch", answer(499, {"code": 4}), Raises(NotFoundError, code=4)),
@@ -587,10 +592,12 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
     ("submit-json-string", "submit", answer(200, "ok"), Raises(ProtocolError)),
     ("submit-empty-200", "submit", answer(200), Raises(ProtocolError)),
     (
-        "submit-captive-portal",
+        # new-api serves its web UI (HTML 200) for every route it lacks
+        # (router/web-router.go): an HTML page on an API route is a missing route.
+        "submit-html-200-is-a-missing-route",
         "submit",
         html(200, b"<html>captive portal</html>"),
-        Raises(ProtocolError),
+        Raises(UnsupportedEndpointError),
     ),
     ("fetch-without-id", "fetch", answer(200, {"status": "SUCCESS"}), Raises(ProtocolError)),
     ("fetch-success-code-no-id", "fetch", answer(200, {"code": 1}), Raises(ProtocolError)),
@@ -816,15 +823,9 @@ def test_protocol_error_text(ans: Answer, message: str, body: str) -> None:
     assert exc.body == body
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs lead: C's cancel answers success with HTTP 200 and an empty body; "
-    "interpret() calls that a ProtocolError, which WireAPI._send retries as a read and raises",
-)
 def test_c_cancel_success_is_an_empty_200() -> None:
     # C: `return Ok();` at the end of Cancel (src/Midjourney.API/Controllers/TaskController.cs
-    # @ ed32197), for a cancelled task and an unknown id alike. Today Client.cancel() against
-    # C sends the cancel 1 + max_retries times and then raises ProtocolError.
+    # @ ed32197), for a cancelled task and an unknown id alike.
     assert interpret(answer(200, content_type="").response("cancel"), "cancel") is None
 
 
@@ -849,7 +850,10 @@ CODES: list[tuple[str, int, str, RouteKind, int, type[APIError]]] = [
     ("24", 24, "banned", "submit", 200, BannedPromptError),
     ("3-any-route", 3, "x", "list", 200, NotFoundError),
     ("4-fetch", 4, "x", "fetch", 200, NotFoundError),
-    ("4-seed", 4, "x", "seed", 200, NotFoundError),
+    # C's image-seed answers code 4 for a task that has not finished (TaskController.cs:132-160);
+    # new-api's own code 4 there is its "task_no_found" (relay/mjproxy_handler.go:285-316).
+    ("4-seed", 4, "x", "seed", 200, InvalidRequestError),
+    ("4-seed-relay-no-found", 4, "task_no_found ", "seed", 400, NotFoundError),
     ("4-cancel", 4, "x", "cancel", 200, NotFoundError),
     ("4-submit", 4, "x", "submit", 200, InvalidRequestError),
     ("4-list", 4, "x", "list", 200, InvalidRequestError),

@@ -25,13 +25,19 @@ async def test_java_auth_reads_mj_api_secret_and_answers_401_empty(make_sim):
 
 
 async def test_csharp_compares_the_raw_header_and_answers_401_text(make_sim):
+    # C: the raw Authorization header wins whenever present, else Mj-Api-Secret
+    # (trueai-org/midjourney-proxy ed32197, src/Midjourney.API/WorkContext.cs:46-48).
     _, api = await make_sim(accent="csharp", auth="accent", headers={})
     ok = await api.request("GET", "/mj/task/1/fetch", headers={"mj-api-secret": KEY})
-    assert ok[0] == 404  # authorised; the task just does not exist
-    status, body, headers = await api.request(
-        "GET", "/mj/task/1/fetch", headers={"mj-api-secret": f"Bearer {KEY}"}
-    )
-    assert status == 401 and headers["Content-Type"].startswith("text/plain") and body
+    assert ok[0] == 204  # authorised; the task just does not exist
+    for headers in (
+        {"mj-api-secret": f"Bearer {KEY}"},
+        {"Authorization": f"Bearer {KEY}"},
+        {"Authorization": "", "mj-api-secret": KEY},
+    ):
+        status, body, _ = await api.request("GET", "/mj/task/1/fetch", headers=headers)
+        assert (status, body) == (401, "Authorization header missing."), headers
+    assert (await api.request("GET", "/mj/task/1/fetch", headers={"Authorization": KEY}))[0] == 204
 
 
 async def test_relay_takes_bearer_or_secret_when_authorization_is_empty(make_sim):
@@ -91,8 +97,9 @@ async def test_java_serves_no_mode_prefix_and_404s_like_spring(make_sim):
 )
 async def test_mode_prefixes_per_accent(make_sim, accent, path, served):
     _, api = await make_sim(accent=accent)
-    status, _, _ = await api.request("POST", path, IMAGINE)
-    assert (status == 200) is served
+    status, body, _ = await api.request("POST", path, IMAGINE)
+    accepted = status == 200 and isinstance(body, dict) and body.get("code") == 1
+    assert accepted is served
 
 
 async def test_each_mode_is_its_own_account_and_unprefixed_is_fast(make_sim):
@@ -111,15 +118,32 @@ async def test_each_mode_is_its_own_account_and_unprefixed_is_fast(make_sim):
         ("java", "/mj/submit/action", "POST"),
         ("java", "/mj/submit/modal", "POST"),
         ("java", "/mj/submit/shorten", "POST"),
+        ("java", "/mj/submit/video", "POST"),
         ("java", "/mj/task/1/cancel", "POST"),
-        ("relay", "/mj/task/1/cancel", "POST"),
-        ("csharp", "/mj/submit/video", "POST"),
+        ("java", "/mj/task/1/image-seed", "GET"),
+        ("csharp", "/mj/submit/change", "POST"),
+        ("csharp", "/mj/submit/simple-change", "POST"),
     ],
 )
 async def test_missing_endpoints_404(make_sim, accent, path, method):
     _, api = await make_sim(accent=accent)
-    status, _, _ = await api.request(method, path, {})
+    status, body, _ = await api.request(method, path, {})
     assert status == 404
+    if accent == "csharp":
+        assert body == ""  # ASP.NET's own 404: no body (a known route's 404 has JSON)
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/mj/task/1/cancel", "/mj/submit/retexture", "/mj/insight-face/video-swap", "/mj/nothing"],
+)
+async def test_relay_answers_missing_routes_with_its_web_ui(make_sim, path):
+    # QuantumNous/new-api 65b1654, router/web-router.go:16-30: NoRoute serves the web UI.
+    _, api = await make_sim(accent="relay")
+    status, body, headers = await api.request("POST", path, {})
+    assert status == 200 and headers["Content-Type"].startswith("text/html") and "<html" in body
+    status, body, _ = await api.request("GET", "/v1/nothing")
+    assert status == 404 and "error" in body
 
 
 async def test_list_by_condition_can_be_absent(make_sim):
@@ -144,7 +168,7 @@ async def test_unknown_task_fetch_per_accent(make_sim):
     status, body, _ = await java.request("GET", "/mj/task/404/fetch")
     assert (status, body) == (200, "")
     status, body, _ = await csharp.request("GET", "/mj/task/404/fetch")
-    assert status == 404 and body["code"] == 3
+    assert (status, body) == (204, "")  # ASP.NET's answer to a null ActionResult
     status, body, _ = await relay.request("GET", "/mj/task/404/fetch")
     assert status == 400
     assert body == {"description": "task_no_found ", "type": "upstream_error", "code": 4}

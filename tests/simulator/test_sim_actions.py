@@ -111,9 +111,11 @@ async def test_action_validation(make_sim):
         ({"customId": grid["buttons"][0]["customId"]}, 4),
     ]
     for body, code in cases:
-        answer = await api.submit("action", body)
+        status, answer, _ = await api.request("POST", "/mj/submit/action", body)
+        # C: a missing parent is HTTP 404 with a code-3 body (SubmitController.cs:498-501).
+        assert status == (404 if code == 3 else 200), (body, answer)
         assert answer["code"] == code, (body, answer)
-        assert "result" not in answer
+        assert not answer.get("result")
 
 
 async def test_relay_action_validation_is_relay_error_json(make_sim):
@@ -170,12 +172,15 @@ async def test_remix_sends_variations_to_modal(make_sim):
     assert (await _press(api, grid, "MJ::JOB::upsample::1::"))["code"] == 1
 
 
-async def test_relay_modal_arrives_as_code_1(make_sim):
-    _, api = await make_sim(accent="relay", job_duration=0.01)
+async def test_relay_keeps_code_21_only_for_custom_zoom_and_vary_region(make_sim):
+    # new-api rewrites 21 to 1 except for INPAINT and CUSTOM_ZOOM
+    # (QuantumNous/new-api 65b1654, relay/mjproxy_handler.go:582-637).
+    _, api = await make_sim(accent="relay", job_duration=0.01, remix=True)
     grid = await api.run()
+    assert (await _press(api, grid, "MJ::JOB::variation::1::"))["code"] == 1
     upscale = await api.wait_status((await _press(api, grid, "MJ::JOB::upsample::1::"))["result"])
     answer = await _press(api, upscale, "MJ::CustomZoom::")
-    assert answer["code"] == 1
+    assert answer["code"] == 21
     task = await api.fetch(answer["result"])
     assert task["status"] == "MODAL" and task["customId"].startswith("MJ::CustomZoom::")
 
@@ -295,15 +300,16 @@ async def test_list_by_condition_omits_missing_and_shuffles(make_sim):
 
 
 async def test_image_seed(make_sim):
+    # C: unfinished -> 400 code 4, unknown -> 404 code 3 (TaskController.cs:132-160).
     _, api = await make_sim(accent="csharp", job_duration=0.01)
     running = await api.imagine("a --stall")
     status, body, _ = await api.request("GET", f"/mj/task/{running}/image-seed")
-    assert status == 200 and body["code"] == 4
+    assert status == 400 and body["code"] == 4
     done = await api.run()
     status, body, _ = await api.request("GET", f"/mj/task/{done['id']}/image-seed")
     assert body["code"] == 1 and body["result"].isdigit()
     status, body, _ = await api.request("GET", "/mj/task/nope/image-seed")
-    assert body["code"] == 3
+    assert status == 404 and body["code"] == 3
     _, relay = await make_sim(accent="relay")
     status, body, _ = await relay.request("GET", "/mj/task/nope/image-seed")
     assert status == 400 and body["description"] == "task_no_found "

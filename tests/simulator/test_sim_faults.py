@@ -35,7 +35,7 @@ async def test_html_502_stops_the_request(make_sim):
     assert stats.faults["html_502"] == 1 and stats.faults_by_route["submit"]["html_502"] == 1
     # Polls are a different route kind: untouched.
     status, _, _ = await api.request("GET", "/mj/task/1/fetch")
-    assert status == 404
+    assert status == 204  # C: an unknown id
 
 
 async def test_rate_limit_with_retry_after_seconds(make_sim):
@@ -80,7 +80,7 @@ async def test_response_lost_creates_the_task(make_sim):
 async def test_response_lost_does_not_apply_to_polls(make_sim):
     fake, api = await make_sim(faults=Faults.everywhere(response_lost=1.0))
     status, _, _ = await api.request("GET", "/mj/task/1/fetch")
-    assert status == 404
+    assert status == 204  # C: an unknown id
     assert "response_lost" not in fake.stats().faults
 
 
@@ -115,7 +115,7 @@ async def test_faults_switch_at_runtime(sim):
     fake.faults = Faults.everywhere(html_502=1.0)
     assert (await api.request("GET", "/mj/task/1/fetch"))[0] == 502
     fake.set_faults(None)
-    assert (await api.request("GET", "/mj/task/1/fetch"))[0] == 404
+    assert (await api.request("GET", "/mj/task/1/fetch"))[0] == 204
     assert fake.faults == Faults()
 
 
@@ -125,7 +125,7 @@ async def test_seeded_faults_are_reproducible(make_sim):
         _, api = await make_sim(faults=on_poll(html_502=0.3, rate_limit=0.3), seed=3)
         outcomes.append([(await api.request("GET", "/mj/task/1/fetch"))[0] for _ in range(30)])
     assert outcomes[0] == outcomes[1]
-    assert set(outcomes[0]) == {404, 429, 502}
+    assert set(outcomes[0]) == {204, 429, 502}
 
 
 async def test_fault_rates_are_validated():
@@ -143,6 +143,6 @@ async def test_forget_all_tasks_is_a_restart(make_sim):
     assert (await api.submit("imagine", IMAGINE))["code"] == 9  # account full
     fake.forget_all_tasks()
     status, body, _ = await api.request("GET", f"/mj/task/{task_id}/fetch")
-    assert status == 404 and body["code"] == 3
+    assert (status, body) == (204, "")  # C: no such task (any more)
     assert fake.stats().active["fast"] == 0
     assert (await api.submit("imagine", IMAGINE))["code"] == 1  # the account is free again

@@ -64,27 +64,36 @@ async def test_start_delay_holds_the_slot_while_submitted(make_sim):
 
 
 async def test_cancel_frees_the_slot_for_the_queue(make_sim):
+    # C: Ok() with no body; the task fails with "取消任务", never CANCEL
+    # (trueai-org/midjourney-proxy ed32197, Controllers/TaskController.cs:86-125).
     fake, api = await make_sim(accent="csharp", core_size=1, queue_size=2, job_duration=5)
     answers = await _fill(api, 3)
     running, queued, last = (a[1]["result"] for a in answers)
     status, body, _ = await api.request("POST", f"/mj/task/{queued}/cancel")
-    assert status == 200 and body["code"] == 1
-    assert (await api.fetch(queued))["status"] == "CANCEL"
+    assert (status, body) == (200, "")
+    cancelled = await api.fetch(queued)
+    assert (cancelled["status"], cancelled["failReason"]) == ("FAILURE", "取消任务")
     status, body, _ = await api.request("POST", f"/mj/task/{running}/cancel")
-    assert body["code"] == 1
+    assert (status, body) == (200, "")
     cancelled = await api.fetch(running)
-    assert cancelled["status"] == "CANCEL" and cancelled["finishTime"]
+    assert cancelled["status"] == "FAILURE" and cancelled["finishTime"]
     # The cancelled queue entry is skipped: the last task gets the slot.
     await wait_until(lambda: fake.task(last)["status"] == "IN_PROGRESS")
     stats = fake.stats()
-    assert stats.finished["CANCEL"] == 2 and stats.active["fast"] == 1
+    assert stats.finished["FAILURE"] == 2 and stats.active["fast"] == 1
     assert stats.requests["cancel"] == 2
 
 
-async def test_cancel_refusals(make_sim):
+async def test_cancel_answers_the_same_for_any_id_and_only_admins_may(make_sim):
     _, api = await make_sim(accent="csharp", job_duration=0.01)
     done = (await api.run())["id"]
-    status, body, _ = await api.request("POST", f"/mj/task/{done}/cancel")
-    assert status == 200 and body["success"] is False and body["code"] == -1
-    status, body, _ = await api.request("POST", "/mj/task/nope/cancel")
-    assert status == 404 and body["code"] == 3
+    for task_id in (done, "nope"):
+        status, body, _ = await api.request("POST", f"/mj/task/{task_id}/cancel")
+        assert (status, body) == (200, "")
+    assert (await api.fetch(done))["status"] == "SUCCESS"
+    _, user = await make_sim(accent="csharp", api_keys=["admin", "user"], admin_keys=["admin"])
+    status, body, headers = await user.request(
+        "POST", "/mj/task/nope/cancel", headers={"mj-api-secret": "user"}
+    )
+    assert (status, body) == (400, "演示模式，禁止操作")
+    assert headers["Content-Type"].startswith("text/plain")

@@ -349,9 +349,18 @@ CASES = [
     Case(
         "submit-200-not-json",
         "submit",
-        Reply(200, body=b"<html>captive portal</html>", content_type="text/html"),
+        Reply(200, body=b"{not json", content_type="application/json"),
         ProtocolError,
         uncertain=True,
+    ),
+    Case(
+        # new-api serves its web UI for every route it lacks: nothing was submitted
+        # (QuantumNous/new-api 65b1654, router/web-router.go:16-30).
+        "submit-200-html-is-a-missing-route",
+        "submit",
+        Reply(200, body=b"<html>new-api</html>", content_type="text/html"),
+        UnsupportedEndpointError,
+        http_status=200,
     ),
 ]
 
@@ -486,12 +495,20 @@ def test_interpret_success_false_without_code_is_an_error() -> None:
 
 
 def test_interpret_code4_means_not_found_on_reads_only() -> None:
-    body = b'{"code": 4, "description": "task_no_found"}'
+    body = b'{"code": 4, "description": "task_no_found ", "type": "upstream_error"}'
     for kind in ("fetch", "seed", "cancel"):
         with pytest.raises(NotFoundError):
             interpret(_resp(400, body), kind)  # type: ignore[arg-type]
     with pytest.raises(InvalidRequestError):
         interpret(_resp(400, body, method="POST", path=SUBMIT), "submit")
+
+
+def test_interpret_c_seed_code4_means_not_finished_yet() -> None:
+    # C: no seed and no message hash yet -> HTTP 400 {code: 4, "关联任务状态错误"}
+    # (trueai-org/midjourney-proxy ed32197, Controllers/TaskController.cs:132-160).
+    body = '{"code": 4, "description": "关联任务状态错误", "result": null}'.encode()
+    with pytest.raises(InvalidRequestError, match="not finished"):
+        interpret(_resp(400, body), "seed")
 
 
 def test_interpret_unprefixed_404_has_no_mode_hint() -> None:

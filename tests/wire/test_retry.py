@@ -250,7 +250,7 @@ async def test_read_retries_a_reset_connection(server: LoopbackServer) -> None:
         (Reply(401), AuthenticationError),
         (reply(404, {"code": 3}), NotFoundError),
         (Reply(200), NotFoundError),
-        (reply(400, {"description": "bad", "code": 5}), InvalidRequestError),
+        (reply(400, {"description": "bad", "code": 4}), NotFoundError),
         (Reply(404), UnsupportedEndpointError),
     ],
 )

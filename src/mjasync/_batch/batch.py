@@ -28,7 +28,21 @@ import anyio
 import anyio.to_thread
 
 from .._client import Client
-from .._requests import Action, Blend, Describe, Imagine, Modal, Request, Shorten
+from .._requests import (
+    Action,
+    Blend,
+    Change,
+    Describe,
+    Edit,
+    Imagine,
+    Modal,
+    Request,
+    Retexture,
+    Shorten,
+    SwapFace,
+    SwapVideoFace,
+    Video,
+)
 from .download import (
     DEFAULT_MAX_BYTES_PER_TASK,
     DEFAULT_MAX_IMAGES_PER_TASK,
@@ -48,7 +62,19 @@ __all__ = ["Batch", "UpscaleChoice", "run_batch"]
 UpscaleChoice = int | Literal["all"] | None
 EventHook = Callable[[BatchEvent], object]
 
-_REQUEST_TYPES = (Imagine, Blend, Describe, Shorten, Action, Modal)
+_REQUEST_TYPES = (
+    Imagine,
+    Blend,
+    Describe,
+    Shorten,
+    Action,
+    Modal,
+    Video,
+    Edit,
+    Retexture,
+    SwapFace,
+    SwapVideoFace,
+)
 
 
 def _buttons(upscale: UpscaleChoice) -> tuple[str, ...]:
@@ -81,7 +107,15 @@ def _label(request: Request) -> str:
         return f"blend of {len(request.images)} images"
     if isinstance(request, Action):
         return f"{request.custom_id} on task {request.task_id}"
-    return f"modal step of task {request.task_id}"
+    if isinstance(request, Modal | Change):
+        return f"modal step of task {request.task_id}"
+    if isinstance(request, Video):
+        if request.task_id is not None:
+            return f"extend video {request.index} of task {request.task_id}: {request.prompt}"
+        return f"video: {request.prompt}"
+    if isinstance(request, Edit | Retexture):
+        return f"{request.kind}: {request.prompt}"
+    return request.kind.replace("_", " ")
 
 
 def _item_buttons(item: BatchItem, default: tuple[str, ...]) -> tuple[str, ...]:

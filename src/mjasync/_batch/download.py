@@ -5,9 +5,11 @@ Three rules hold for every file written here:
 * **The name is ours.** It is built from the prompt (an ASCII slug) and the task id; nothing
   from the server — URL path, ``Content-Disposition`` — ever becomes part of a path, and the
   final path is checked with :meth:`Path.resolve` to lie directly in the output directory.
-* **The bytes are an image.** ``Content-Type`` must be ``image/*``, the first bytes must be a
-  PNG, JPEG, WebP or GIF signature, the size is capped while streaming, and a PNG must end
-  with its ``IEND`` chunk (a body cut short without a ``Content-Length`` is caught too).
+* **The bytes are an image** (or, for a video task's videos, an MP4). ``Content-Type`` must
+  be ``image/*`` (``video/*``), the first bytes must be a PNG, JPEG, WebP or GIF signature
+  (an MP4 ``ftyp`` box), the size is capped while streaming, and a PNG must end with its
+  ``IEND`` chunk, an MP4 with the end of its last box (a body cut short without a
+  ``Content-Length`` is caught too).
 * **The file is atomic.** Bytes stream into a ``.part`` file of a unique name next to the
   target (``NAME.<random>.part``: two writers of one name never share it), are fsynced, and
   only then renamed onto ``NAME``. A crash leaves at most a ``.part`` file, which is never
@@ -34,6 +36,7 @@ import stat
 import unicodedata
 from io import BytesIO
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 import aiohttp
 import anyio
@@ -59,6 +62,7 @@ __all__ = [
     "DEFAULT_MAX_BYTES_PER_TASK",
     "DEFAULT_MAX_IMAGES_PER_TASK",
     "DEFAULT_MAX_REDIRECTS",
+    "DEFAULT_MAX_VIDEO_BYTES",
     "DEFAULT_READ_TIMEOUT",
     "DEFAULT_TIMEOUT",
     "DownloadError",
@@ -69,6 +73,8 @@ __all__ = [
     "contained_path",
     "download_image",
     "expects_image",
+    "expects_media",
+    "expects_video",
     "image_kind",
     "image_session",
     "image_suffix",
@@ -76,10 +82,18 @@ __all__ = [
     "server_sent_parts",
     "split_grid",
     "task_image_filename",
+    "task_image_urls",
+    "task_media_urls",
+    "task_video_filename",
+    "task_video_urls",
 ]
+
+Media = Literal["image", "video"]
 
 #: Largest image accepted by default (Midjourney's biggest upscales are well under this).
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+#: Largest video accepted by default (an extended 720p Midjourney video is tens of MB).
+DEFAULT_MAX_VIDEO_BYTES = 200 * 1024 * 1024
 #: Seconds one download may take from request to last byte, by default.
 DEFAULT_TIMEOUT = 300.0
 #: Seconds a download may go without receiving a byte, by default (a stalled CDN, a tarpit).
@@ -108,6 +122,7 @@ _CONTENT_TYPE_SUFFIX = {
     "image/pjpeg": ".jpg",
     "image/webp": ".webp",
     "image/gif": ".gif",
+    "video/mp4": ".mp4",
 }
 _URL_SUFFIX = {".png": ".png", ".jpg": ".jpg", ".jpeg": ".jpg", ".webp": ".webp", ".gif": ".gif"}
 _SUFFIX_RE = re.compile(r"^\.[a-z0-9]{1,10}$")
@@ -119,12 +134,23 @@ _RESERVED = frozenset(
 )
 # Actions whose image is a single picture, not a 2x2 grid (or not an output at all).
 _NOT_GRIDS = frozenset(
-    {TaskAction.UPSCALE, TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.VIDEO}
+    {
+        TaskAction.UPSCALE,
+        TaskAction.UPSCALE_HD,
+        TaskAction.DESCRIBE,
+        TaskAction.SHORTEN,
+        TaskAction.SWAP_FACE,
+        TaskAction.VIDEO,
+        TaskAction.VIDEO_EXTEND,
+        TaskAction.SWAP_VIDEO_FACE,
+    }
 )
+# Actions whose result is one or more videos (their image, if any, is a poster).
+_VIDEO_ACTIONS = frozenset({TaskAction.VIDEO, TaskAction.VIDEO_EXTEND, TaskAction.SWAP_VIDEO_FACE})
 # Actions whose result is text (describe, shorten), a video, or not known to us: a SUCCESS
 # without an image URL is complete for them.
 _NO_IMAGE_EXPECTED = frozenset(
-    {TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.VIDEO, TaskAction.UNKNOWN}
+    {TaskAction.DESCRIBE, TaskAction.SHORTEN, TaskAction.UNKNOWN, *_VIDEO_ACTIONS}
 )
 _PNG_END = b"IEND\xaeB`\x82"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -280,6 +306,24 @@ def task_image_filename(
     return stem + ext
 
 
+def task_video_filename(
+    task_id: str,
+    prompt: str | None,
+    *,
+    index: int | None = None,
+    name: str | None = None,
+    label: str | None = None,
+) -> str:
+    """The file name for one video of a task: ``<words>_<task-id>[_<label>][_<index>].mp4``.
+
+    Built like :func:`task_image_filename`; the extension is always ``.mp4`` (the servers
+    make MP4 only, and the bytes are checked to be one).
+    """
+    return task_image_filename(
+        task_id, prompt, None, "video/mp4", index=index, name=name, label=label
+    )
+
+
 def contained_path(out_dir: str | os.PathLike[str], name: str) -> Path:
     """``out_dir / name``, after proving it is a plain file name directly inside ``out_dir``.
 
@@ -311,6 +355,57 @@ def image_kind(head: bytes) -> str | None:
     """
     mime = sniff_image_type(head)
     return mime.removeprefix("image/") if mime is not None else None
+
+
+def video_kind(head: bytes) -> str | None:
+    """Recognise an MP4 (any ISO base media file) by its first box: ``"mp4"`` or ``None``."""
+    return "mp4" if len(head) >= 12 and head[4:8] == b"ftyp" else None
+
+
+class _Mp4Boxes:
+    """Follows the top-level boxes of an MP4 as its bytes stream past.
+
+    Every box starts with its size (4 bytes; 1 means a 64-bit size follows the type, 0 means
+    "to the end of the file"). A complete file ends exactly where its last box ends; a body
+    cut short ends inside one.
+    """
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.box_start = 0  # where the next top-level box header begins
+        self.header = b""  # the bytes of that header collected so far
+        self.to_end = False
+        self.error: str | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        start = self.received
+        self.received += len(chunk)
+        while not self.to_end and self.error is None and self.box_start < self.received:
+            begin = self.box_start + len(self.header) - start
+            self.header += chunk[begin : begin + 16 - len(self.header)]
+            if len(self.header) < 8:
+                return
+            size, minimum = int.from_bytes(self.header[:4], "big"), 8
+            if size == 1:
+                if len(self.header) < 16:
+                    return
+                size, minimum = int.from_bytes(self.header[8:16], "big"), 16
+            elif size == 0:
+                self.to_end = True
+                return
+            if size < minimum:
+                self.error = f"MP4 box at byte {self.box_start} has an impossible size {size}"
+                return
+            self.box_start += size
+            self.header = b""
+
+    def problem(self) -> str | None:
+        """Why the file is visibly incomplete or malformed, or ``None``."""
+        if self.error is not None:
+            return self.error
+        if self.to_end or (self.box_start == self.received and not self.header):
+            return None
+        return "MP4 ends inside a box (body cut short)"
 
 
 def _truncation(kind: str, head: bytes, tail: bytes, size: int) -> str | None:
@@ -507,6 +602,7 @@ class _Limits:
     read_timeout: float = DEFAULT_READ_TIMEOUT
     max_redirects: int = DEFAULT_MAX_REDIRECTS
     allow_untyped: bool = False
+    max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES
 
 
 async def _download(
@@ -516,6 +612,7 @@ async def _download(
     limits: _Limits,
     gate: _Gate,
     budget: _TaskBudget | None,
+    media: Media = "image",
 ) -> DownloadResult:
     current = first = _parse_http_url(url)
     existing = await anyio.to_thread.run_sync(_existing_size, dest)
@@ -524,7 +621,7 @@ async def _download(
             raise DownloadError(f"the task's images exceed {budget.limit} bytes in all", url=url)
         return DownloadResult(url=url, path=dest, skipped=True, size=existing)
 
-    transfer = _Transfer(url, dest, limits=limits, budget=budget)
+    transfer = _Transfer(url, dest, limits=limits, budget=budget, media=media)
     deadline = anyio.current_time() + limits.timeout
     try:
         for _hop in range(limits.max_redirects + 1):
@@ -578,11 +675,18 @@ class _Transfer:
     """One response being checked and streamed into its ``.part`` file."""
 
     def __init__(
-        self, url: str, dest: Path, *, limits: _Limits, budget: _TaskBudget | None
+        self,
+        url: str,
+        dest: Path,
+        *,
+        limits: _Limits,
+        budget: _TaskBudget | None,
+        media: Media = "image",
     ) -> None:
         self.url = url
         self.dest = dest
-        self.max_bytes = limits.max_bytes
+        self.media = media
+        self.max_bytes = limits.max_video_bytes if media == "video" else limits.max_bytes
         self.allow_untyped = limits.allow_untyped
         self.budget = budget
         self.status: int | None = None
@@ -615,16 +719,22 @@ class _Transfer:
         raw_type = resp.headers.get(aiohttp.hdrs.CONTENT_TYPE)
         media = raw_type.split(";", 1)[0].strip().lower() if raw_type else ""
         untyped = media in ("", "application/octet-stream", "binary/octet-stream")
-        if not media.startswith("image/") and not (self.allow_untyped and untyped):
-            raise self.fail(f"content type {media or 'missing'!r} is not an image")
+        if not media.startswith(f"{self.media}/") and not (self.allow_untyped and untyped):
+            raise self.fail(f"content type {media or 'missing'!r} is not an {self.media}")
         declared = resp.content_length
         if declared is not None and declared > self.max_bytes:
-            raise self.fail(f"image is {declared} bytes, over the {self.max_bytes}-byte limit")
+            raise self.fail(
+                f"{self.media} is {declared} bytes, over the {self.max_bytes}-byte limit"
+            )
         if declared is not None and self.budget is not None and declared > self.budget.left:
             raise self.fail(f"the task's images exceed {self.budget.limit} bytes in all")
         return media
 
     def require_image(self, head: bytes) -> str:
+        if self.media == "video":
+            if video_kind(head) is None:
+                raise self.fail(f"body is not an MP4 video (starts with {head[:8]!r})")
+            return "mp4"
         kind = image_kind(head)
         if kind is None:
             raise self.fail(f"body is not a PNG/JPEG/WebP/GIF image (starts with {head[:8]!r})")
@@ -638,10 +748,13 @@ class _Transfer:
         kind: str | None = None
         size = batched = 0
         batch: list[bytes] = []
+        boxes = _Mp4Boxes() if self.media == "video" else None
         async for chunk in resp.content.iter_chunked(_CHUNK):
             size += len(chunk)
             if size > self.max_bytes:
-                raise self.fail(f"image exceeds the {self.max_bytes}-byte limit")
+                raise self.fail(f"{self.media} exceeds the {self.max_bytes}-byte limit")
+            if boxes is not None:
+                boxes.feed(chunk)
             if self.budget is not None and not self.budget.take(len(chunk)):
                 raise self.fail(f"the task's images exceed {self.budget.limit} bytes in all")
             if kind is None:
@@ -659,7 +772,7 @@ class _Transfer:
             raise self.fail("empty body")
         if kind is None:
             kind = self.require_image(head)
-        problem = _truncation(kind, head, tail, size)
+        problem = boxes.problem() if boxes is not None else _truncation(kind, head, tail, size)
         if problem is not None:
             raise self.fail(problem)
         if batch:
@@ -748,20 +861,58 @@ def expects_image(task: Task) -> bool:
     return task.action not in _NO_IMAGE_EXPECTED
 
 
+def expects_video(task: Task) -> bool:
+    """Whether a succeeded ``task`` should have at least one video (video, video face swap)."""
+    return task.action in _VIDEO_ACTIONS
+
+
+def expects_media(task: Task) -> bool:
+    """Whether a succeeded ``task`` should have an image or a video to download. Pure."""
+    return expects_image(task) or expects_video(task)
+
+
+def task_video_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str]]:
+    """``(url, file name)`` of every distinct video of ``task`` (``task.videos``). Pure."""
+    jobs: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for number, ref in enumerate(task.videos, start=1):
+        if ref.url and ref.url not in seen:
+            seen.add(ref.url)
+            filename = task_video_filename(
+                task.id, task.prompt, index=number, name=name, label=label
+            )
+            jobs.append((ref.url, filename))
+    return jobs
+
+
+def task_media_urls(
+    task: Task, *, name: str | None = None, label: str | None = None
+) -> list[tuple[str, str, Media]]:
+    """``(url, file name, "image" | "video")``: the images, then the videos. Pure."""
+    jobs: list[tuple[str, str, Media]] = [
+        (url, file, "image") for url, file in task_image_urls(task, name=name, label=label)
+    ]
+    jobs += [(url, file, "video") for url, file in task_video_urls(task, name=name, label=label)]
+    return jobs
+
+
 def task_image_urls(
     task: Task, *, name: str | None = None, label: str | None = None
 ) -> list[tuple[str, str]]:
     """``(url, file name)`` of every distinct image of ``task``: ``image_url`` first. Pure.
 
-    ``name`` and ``label`` go into the file names (see :func:`task_image_filename`).
+    ``name`` and ``label`` go into the file names (see :func:`task_image_filename`). A
+    video's URL is never taken for an image: C lists its videos in ``imageUrls`` too.
     """
     jobs: list[tuple[str, str]] = []
-    seen: set[str] = set()
+    seen: set[str] = {ref.url for ref in task.videos}
 
     def filename(url: str, index: int | None) -> str:
         return task_image_filename(task.id, task.prompt, url, index=index, name=name, label=label)
 
-    if task.image_url:
+    if task.image_url and task.image_url not in seen:
         seen.add(task.image_url)
         jobs.append((task.image_url, filename(task.image_url, None)))
     for number, ref in enumerate(task.image_urls, start=1):
@@ -786,6 +937,11 @@ def server_sent_parts(task: Task) -> bool:
     if not is_grid(task):
         return False
     return len({ref.url for ref in task.image_urls if ref.url} - {task.image_url}) >= 4
+
+
+def _main_is_image(task: Task, jobs: list[tuple[str, str, Media]]) -> bool:
+    """Whether the first job is the task's main image, fetched as an image."""
+    return bool(jobs) and jobs[0][0] == task.image_url and jobs[0][2] == "image"
 
 
 def _positive_int(name: str, value: object) -> None:
@@ -815,8 +971,10 @@ class Downloader:
         allow_private_image_hosts: which hosts may be contacted, as for
             :func:`download_image`.
         api_server: which hosts may be contacted, as for :func:`download_image`.
-        max_images_per_task: a task listing more image URLs fails without any download.
-        max_bytes_per_task: the bytes all images of one task may add up to.
+        max_images_per_task: a task listing more image (and video) URLs fails without any
+            download.
+        max_bytes_per_task: the bytes all images and videos of one task may add up to.
+        max_video_bytes: the largest video accepted.
 
     Raises:
         ValueError: a limit is not positive.
@@ -843,10 +1001,12 @@ class Downloader:
         max_redirects: int = DEFAULT_MAX_REDIRECTS,
         max_images_per_task: int = DEFAULT_MAX_IMAGES_PER_TASK,
         max_bytes_per_task: int = DEFAULT_MAX_BYTES_PER_TASK,
+        max_video_bytes: int = DEFAULT_MAX_VIDEO_BYTES,
     ) -> None:
         for name, value in (
             ("limit", limit),
             ("max_bytes", max_bytes),
+            ("max_video_bytes", max_video_bytes),
             ("max_images_per_task", max_images_per_task),
             ("max_bytes_per_task", max_bytes_per_task),
         ):
@@ -870,6 +1030,7 @@ class Downloader:
             read_timeout=read_timeout,
             max_redirects=max_redirects,
             allow_untyped=allow_untyped,
+            max_video_bytes=max_video_bytes,
         )
         policy = ImageHostPolicy(bool(allow_private_image_hosts), api_server)
         self._gate = _gate_for(session, policy)
@@ -889,24 +1050,28 @@ class Downloader:
         """The limiter bounding downloads in flight (share it to bound several downloaders)."""
         return self._limiter
 
-    async def download(self, url: str, name: str) -> DownloadResult:
+    async def download(self, url: str, name: str, *, media: Media = "image") -> DownloadResult:
         """Download ``url`` to ``out_dir/name`` (``name`` must be a plain, safe file name).
+
+        ``media="video"`` takes an MP4 instead of an image (``video/*``, checked the same way).
 
         Raises:
             ValueError: ``name`` would leave the output directory.
             DownloadError: see :func:`download_image`.
         """
-        return await self._download_counted(url, name, None)
+        return await self._download_counted(url, name, None, media)
 
     async def _download_counted(
-        self, url: str, name: str, budget: _TaskBudget | None
+        self, url: str, name: str, budget: _TaskBudget | None, media: Media = "image"
     ) -> DownloadResult:
         if not self._dir_ready:
             await anyio.to_thread.run_sync(self._make_dir)
         dest = await anyio.to_thread.run_sync(contained_path, self._out_dir, name)
         lock = self._file_locks.setdefault(dest, anyio.Lock())
         async with lock, self._limiter:
-            return await _download(self._session, url, dest, self._limits, self._gate, budget)
+            return await _download(
+                self._session, url, dest, self._limits, self._gate, budget, media
+            )
 
     def _make_dir(self) -> None:
         self._out_dir.mkdir(parents=True, exist_ok=True)
@@ -920,29 +1085,32 @@ class Downloader:
         name: str | None = None,
         label: str | None = None,
     ) -> list[Path]:
-        """Download a task's ``image_url`` and any ``image_urls`` into the output directory.
+        """Download a task's images (``image_url``, ``image_urls``) and videos (``.mp4``).
 
         Names come from :func:`task_image_filename` (``image_url`` without an index, the
         entries of ``image_urls`` numbered from 1; ``name`` replaces the prompt's words,
-        ``label`` names the button that made the image). With ``split=True`` the main image
-        is also cut into four parts (:func:`split_grid`) unless the task is an upscale (or
-        otherwise not a grid), or the server sent the four images itself
-        (:func:`server_sent_parts`). Files already present are not fetched again (their
-        bytes still count towards ``max_bytes_per_task``).
+        ``label`` names the button that made the image) and :func:`task_video_filename`
+        (numbered from 1). With ``split=True`` the main image is also cut into four parts
+        (:func:`split_grid`) unless the task is an upscale (or otherwise not a grid), or the
+        server sent the four images itself (:func:`server_sent_parts`). Files already present
+        are not fetched again (their bytes still count towards ``max_bytes_per_task``). A
+        video task's image is its poster.
 
         Returns:
-            The paths, main image first, then its split parts, then the other images.
+            The paths, main image first, then its split parts, then the other images, then
+            the videos.
 
         Raises:
-            DownloadError: the task lists more than ``max_images_per_task`` images, or none
-                although its action makes images (:func:`expects_image`), or the first
+            DownloadError: the task lists more than ``max_images_per_task`` files, or none
+                although its action makes some (:func:`expects_media`), or the first
                 download that failed (the others still complete).
             ImportError: ``split=True`` without Pillow.
         """
-        jobs = task_image_urls(task, name=name, label=label)
-        if not jobs and expects_image(task):
+        jobs = task_media_urls(task, name=name, label=label)
+        if not jobs and expects_media(task):
+            what = "a video" if expects_video(task) else "an image"
             raise DownloadError(
-                f"task {task.id} succeeded without an image URL", url=task.image_url or ""
+                f"task {task.id} succeeded without {what} URL", url=task.image_url or ""
             )
         if len(jobs) > self._max_images_per_task:
             raise DownloadError(
@@ -954,9 +1122,9 @@ class Downloader:
         results: list[DownloadResult | None] = [None] * len(jobs)
         errors: list[DownloadError] = []
 
-        async def one(i: int, url: str, name: str) -> None:
+        async def one(i: int, url: str, name: str, media: Media) -> None:
             try:
-                results[i] = await self._download_counted(url, name, budget)
+                results[i] = await self._download_counted(url, name, budget, media)
             except DownloadError as exc:
                 errors.append(exc)
             except ValueError as exc:
@@ -965,12 +1133,12 @@ class Downloader:
                 errors.append(DownloadError(f"unsafe destination: {exc}", url=url))
 
         async with anyio.create_task_group() as tg:
-            for i, (url, name) in enumerate(jobs):
-                tg.start_soon(one, i, url, name)
+            for i, (url, file, media) in enumerate(jobs):
+                tg.start_soon(one, i, url, file, media)
         if errors:
             raise errors[0]
         paths = [r.path for r in results if r is not None]
-        if split and task.image_url and paths and is_grid(task) and not server_sent_parts(task):
+        if split and _main_is_image(task, jobs) and is_grid(task) and not server_sent_parts(task):
             parts = await anyio.to_thread.run_sync(split_grid, paths[0])
             paths[1:1] = parts
         return paths
@@ -984,9 +1152,9 @@ class Downloader:
         label: str | None = None,
     ) -> list[Path]:
         """The paths :meth:`fetch_task_images` returns for ``task``, without fetching. Pure."""
-        names = [file for _, file in task_image_urls(task, name=name, label=label)]
-        paths = [self._out_dir / file for file in names]
-        if split and task.image_url and paths and is_grid(task) and not server_sent_parts(task):
+        jobs = task_media_urls(task, name=name, label=label)
+        paths = [self._out_dir / file for _, file, _ in jobs]
+        if split and _main_is_image(task, jobs) and is_grid(task) and not server_sent_parts(task):
             grid = paths[0]
             paths[1:1] = [grid.with_name(safe_filename(grid.stem, i, ".png")) for i in range(1, 5)]
         return paths

@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .download import Downloader, DownloadResult, _TaskBudget
+from .download import Downloader, DownloadResult, Media, _TaskBudget
 
 __all__ = [
     "CountingDownloader",
@@ -25,10 +25,10 @@ class CountingDownloader(Downloader):
     fetched: int = 0
 
     async def _download_counted(
-        self, url: str, name: str, budget: _TaskBudget | None
+        self, url: str, name: str, budget: _TaskBudget | None, media: Media = "image"
     ) -> DownloadResult:
         # Every download, single or of a task, goes through here.
-        result = await super()._download_counted(url, name, budget)
+        result = await super()._download_counted(url, name, budget, media)
         if not result.skipped:
             self.fetched += 1
         return result

@@ -21,6 +21,7 @@ from .types import BatchOutcome, PromptResult
 __all__ = ["render_index", "render_manifest", "write_atomic"]
 
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+_VIDEO_SUFFIXES = (".mp4",)
 
 
 def _create_temp(path: Path) -> tuple[Path, int]:
@@ -74,7 +75,8 @@ h1 { font-size: 1.3rem; margin: 0 0 .3rem; overflow-wrap: anywhere; }
   align-items: start; }
 .card { background: var(--card); border-radius: 10px; padding: .75rem;
   box-shadow: 0 1px 3px rgba(0,0,0,.12); display: flex; flex-direction: column; gap: .5rem; }
-.card img { width: 100%; height: auto; border-radius: 6px; display: block; }
+.card img, .card video { width: 100%; height: auto; border-radius: 6px; display: block; }
+.videos { display: flex; flex-direction: column; gap: .4rem; }
 .thumbs { display: grid; grid-template-columns: repeat(4, 1fr); gap: .3rem; }
 figure { margin: 0; }
 figcaption { color: var(--muted); font-size: 11px; text-align: center; }
@@ -98,6 +100,23 @@ def _href(relative: str) -> str:
 
 def _images(files: Sequence[str]) -> list[str]:
     return [f for f in files if f.lower().endswith(_IMAGE_SUFFIXES)]
+
+
+def _videos(files: Sequence[str]) -> list[str]:
+    return [f for f in files if f.lower().endswith(_VIDEO_SUFFIXES)]
+
+
+def _video_section(videos: Sequence[str], poster: str | None, prompt: str) -> str:
+    """The players of a video task, each with the task's image as its poster."""
+    # preload="none": a sheet of dozens of videos loads nothing until one is played.
+    shown = f' poster="{_href(poster)}"' if poster else ""
+    players = "".join(
+        f'<video controls loop muted playsinline preload="none"{shown} src="{_href(video)}" '
+        f'aria-label="{html.escape(f"video {n} of: {prompt}", quote=True)}">'
+        f'<a href="{_href(video)}">{html.escape(video)}</a></video>'
+        for n, video in enumerate(videos, start=1)
+    )
+    return f'<section class="videos" aria-label="videos">{players}</section>'
 
 
 def _figure(file: str, caption: str, alt: str = "") -> str:
@@ -142,8 +161,12 @@ def _card(result: PromptResult) -> str:
     """
     outcome = result.outcome.value
     own = _images(result.main.files)
+    videos = _videos(result.main.files)
     parts = [f'<div class="card {outcome}">']
-    if own:
+    if videos:
+        # A video task's image is its poster: shown on the players, not beside them.
+        parts.append(_video_section(videos, own[0] if own else None, result.prompt))
+    elif own:
         grid, rest = own[0], own[1:]
         parts.append(
             f'<a href="{_href(grid)}"><img src="{_href(grid)}" loading="lazy" '
@@ -180,8 +203,9 @@ def _card(result: PromptResult) -> str:
 def render_index(results: Sequence[PromptResult], *, title: str = "mjasync batch") -> str:
     """A self-contained contact sheet: every prompt with its images, status and error.
 
-    Inline CSS, no scripts, no external assets; images are linked by relative names, so the
-    output directory can be moved or zipped as a whole.
+    Videos are ``<video>`` players with the task's image as their poster. Inline CSS, no
+    scripts, no external assets; files are linked by relative names, so the output directory
+    can be moved or zipped as a whole.
     """
     tally = dict.fromkeys((o.value for o in BatchOutcome), 0)
     for result in results:

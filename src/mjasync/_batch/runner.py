@@ -49,7 +49,7 @@ from .._requests import Action, Request
 from .._validation import check_task_id
 from .._wire.messages import in_english
 from .crashpoints import crash_point
-from .download import expects_image, is_grid, server_sent_parts, task_image_urls
+from .download import expects_media, expects_video, is_grid, server_sent_parts, task_media_urls
 from .files import CountingDownloader, present_files, relative_names, sweep_parts
 from .journal import JournalEntry, JournalState, JournalStore, ResumePlan
 from .report import render_index, render_manifest, write_atomic
@@ -537,7 +537,7 @@ class Runner:
         a task that reported SUCCESS before its image URL was filled in may have it now.
         """
         task = _stored_task(entry)
-        if task is not None and (task_image_urls(task) or not expects_image(task)):
+        if task is not None and (task_media_urls(task) or not expects_media(task)):
             return task
         fresh = await self._fetch(unit)
         if fresh is None or fresh.status is not TaskStatus.SUCCESS:
@@ -555,8 +555,9 @@ class Runner:
         """
         unit.task_id, unit.status = task.id, task.status
         files: tuple[str, ...] = ()
-        if expects_image(task) and not task_image_urls(task):
-            why = f"task {task.id} succeeded without an image URL; a rerun asks again"
+        if expects_media(task) and not task_media_urls(task):
+            what = "a video" if expects_video(task) else "an image"
+            why = f"task {task.id} succeeded without {what} URL; a rerun asks again"
             await self._settle(unit, BatchOutcome.FAILED, error=why, earlier=earlier)
             return None
         if self._downloader is not None:
@@ -625,8 +626,8 @@ class Runner:
                 return await self._on_disk(unit, task), lost
             except (MjError, ValueError) as exc:
                 log.info("mjasync batch: cannot fetch task %s again: %s", unit.task_id, exc)
-        moved = fresh is not None and [url for url, _ in task_image_urls(fresh)] != [
-            url for url, _ in task_image_urls(task)
+        moved = fresh is not None and [url for url, _, _ in task_media_urls(fresh)] != [
+            url for url, _, _ in task_media_urls(task)
         ]
         if fresh is not None and fresh.status is TaskStatus.SUCCESS and moved:
             await self._journal.record_terminal(unit.spec.key, fresh.status, task_json=fresh.raw)

@@ -44,6 +44,7 @@ class ButtonCalls(WireCalls):
         *,
         prompt: str | None = None,
         mask: ImageInput | None = None,
+        enable_remix: bool | None = None,
         mode: ModeArg = DEFAULT,
         timeout: float | None = None,
     ) -> Task:
@@ -53,6 +54,9 @@ class ButtonCalls(WireCalls):
         ``"pan_left"``, ...), a label, a :class:`Button` or a custom id. If the new task waits
         in MODAL (custom zoom, vary region, or any action on a remix account), the modal step
         is sent for you with ``prompt`` (default: the server's suggested prompt) and ``mask``.
+        ``enable_remix=True`` (C servers) parks a reroll, variation or pan in MODAL so that
+        ``prompt`` replaces the prompt: ``client.action(grid, "V1", prompt="...",
+        enable_remix=True)``.
 
         Raises:
             ValueError: the task has no such button (the message lists the ones it has).
@@ -61,9 +65,11 @@ class ButtonCalls(WireCalls):
         # Arguments first: a bad prompt, mask or timeout must fail before the fetch/submit.
         timeout = check_timeout(timeout)
         modal = Modal("0", prompt=prompt, mask=mask) if (prompt or mask) else None
+        if enable_remix is not None and not isinstance(enable_remix, bool):
+            raise TypeError(f"enable_remix must be a bool, not {type(enable_remix).__name__}")
         task_id, resolved = await self._resolve(task, button, mode)
         parent_prompt = task.prompt if isinstance(task, Task) else None
-        job = await self._submit_press(task_id, resolved, mode)
+        job = await self._submit_press(task_id, resolved, mode, enable_remix)
         return await self._drive_modal(job, modal, parent_prompt, timeout)
 
     async def upscale(self, task: Task | str, index: int, **kw: Any) -> Task:
@@ -159,23 +165,27 @@ class ButtonCalls(WireCalls):
             return task_obj.id, button  # the Java proxy sends no buttons: /submit/change
         return task_obj.id, task_obj.button(button)
 
-    async def _submit_press(self, task_id: str, button: Button | str, mode: ModeArg) -> Job:
+    async def _submit_press(
+        self, task_id: str, button: Button | str, mode: ModeArg, enable_remix: bool | None = None
+    ) -> Job:
         """Submit a button press; on servers without ``/submit/action`` use ``/submit/change``."""
         custom_id = button.custom_id if isinstance(button, Button) else button
         legacy = legacy_change(custom_id)
         mode_value = self._mode(mode)
         if not custom_id.startswith("MJ::") or mode_value in self._legacy_change_modes:
-            if legacy is None:
+            if legacy is None or enable_remix:
                 raise UnsupportedEndpointError(_NO_ACTION.format(custom_id))
             return await self.submit(Change(task_id, *legacy), mode=mode)
         try:
-            return await self.submit(Action(task_id, custom_id), mode=mode)
+            return await self.submit(
+                Action(task_id, custom_id, enable_remix=enable_remix), mode=mode
+            )
         except UnsupportedEndpointError as exc:
             if exc.path is None or not exc.path.endswith(Action.route):
                 raise  # e.g. a mode prefix the server lacks: not about /submit/action
             # The original Java proxy: 404 on /submit/action, so nothing was submitted.
             self._legacy_change_modes.add(mode_value)
-            if legacy is None:
+            if legacy is None or enable_remix:
                 raise UnsupportedEndpointError(
                     _NO_ACTION.format(custom_id),
                     http_status=exc.http_status,
@@ -225,7 +235,7 @@ class ButtonCalls(WireCalls):
 
 _NO_ACTION = (
     "this server has no /mj/submit/action, and {!r} has no legacy /mj/submit/change form "
-    "(only U1-4, V1-4 and reroll do)"
+    "(only U1-4, V1-4 and reroll do, and never with remix)"
 )
 
 

@@ -2,9 +2,10 @@
 
 ``Client`` only wires layers together. Its methods come in three groups:
 
-- **wire calls** (:mod:`.wire_calls`): one request each — ``submit_*``, ``fetch``, ...;
-- **job calls** (here, and the buttons in :mod:`.buttons`): ``submit`` → :class:`Job`,
-  ``run``, ``imagine``, ``action``, ``job``;
+- **wire calls** (:mod:`.wire_calls`): one request each — ``submit_*``, ``fetch``,
+  ``upload_images``, ...; and ``probe`` (:mod:`.probe`): which server this is;
+- **job calls** (here, the buttons in :mod:`.buttons`, the newer endpoints in :mod:`.media`):
+  ``submit`` → :class:`Job`, ``run``, ``imagine``, ``action``, ``video``, ``edit``, ``job``;
 - **many-job calls** (here, over :mod:`mjasync._jobs.many`): ``gather``, ``stream``, ``watch``.
 
 Every job, whichever call started it, runs through the one :class:`JobEngine` (slots,
@@ -14,7 +15,8 @@ client's own task group and so cannot outlive ``async with client``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from types import TracebackType
 from typing import Literal, Self
 
@@ -29,7 +31,7 @@ from .._jobs.job import Job
 from .._jobs.limiter import Limiter
 from .._jobs.many import follow_ids, gather_jobs, stream_jobs
 from .._jobs.pacing import PollSettings
-from .._models import Task
+from .._models import Task, TaskStatus
 from .._requests import Imagine, Request
 from .._validation import DEFAULT_MAX_IMAGE_BYTES, ImageInput, check_task_id, check_timeout
 from .._wire.api import WireAPI
@@ -37,13 +39,15 @@ from .._wire.retry import RetryPolicy
 from .._wire.transport import DEFAULT_MAX_RESPONSE_BYTES, AuthScheme, Transport
 from .buttons import ButtonCalls
 from .config import DEFAULT, ClientConfig, Default, PushSource
+from .media import MediaCalls
+from .probe import ProbeCalls
 from .statistics import ClientStatistics, snapshot
-from .wire_calls import ModeArg
+from .wire_calls import REQUEST_TYPES, ModeArg
 
 __all__ = ["Client"]
 
 
-class Client(ButtonCalls):
+class Client(ButtonCalls, MediaCalls, ProbeCalls):
     """An async client for one midjourney-proxy server or relay (one aiohttp session).
 
     Args:
@@ -251,6 +255,9 @@ class Client(ButtonCalls):
         self._check_request(request, "submit()")
         mode_value = self._mode(mode)
         body = self.request_body(request)
+        known = self._known_unsupported(request, mode_value)
+        if known is not None:
+            raise known  # the server showed it lacks the endpoint: no slot, no request
         slot = await self._engine.acquire(mode_value)
         return await self._engine.start(request, body, mode_value, slot)
 
@@ -310,7 +317,23 @@ class Client(ButtonCalls):
             self._check_request(request, "gather()")
         bodies = [self.request_body(request) for request in ordered]
         self._engine.check_open()
-        return await gather_jobs(self._engine, ordered, bodies, self._mode(mode))
+        mode_value = self._mode(mode)
+        # Endpoints the server already showed it lacks fail here, without taking a slot.
+        results: list[Task | MjError | None] = [
+            self._known_unsupported(request, mode_value) for request in ordered
+        ]
+        sendable = [i for i, result in enumerate(results) if result is None]
+        if len(sendable) < len(ordered):
+            sent = await gather_jobs(
+                self._engine,
+                [ordered[i] for i in sendable],
+                [bodies[i] for i in sendable],
+                mode_value,
+            )
+            for position, result in zip(sendable, sent, strict=True):
+                results[position] = result
+            return [result for result in results if result is not None]
+        return await gather_jobs(self._engine, ordered, bodies, mode_value)
 
     async def stream(
         self, requests: Iterable[Request], *, mode: ModeArg = DEFAULT
@@ -322,8 +345,28 @@ class Client(ButtonCalls):
         abandons the jobs nobody else owns.
         """
         self._engine.check_open()
-        async for event in stream_jobs(self._engine, requests, self.request_body, self._mode(mode)):
+        mode_value = self._mode(mode)
+        refused: deque[ProgressEvent] = deque()
+
+        def sendable() -> Iterator[Request]:
+            # Endpoints the server already showed it lacks end at once, without a slot.
+            for request in requests:
+                known = (
+                    self._known_unsupported(request, mode_value)
+                    if isinstance(request, REQUEST_TYPES)
+                    else None
+                )
+                if known is None:
+                    yield request
+                else:
+                    refused.append(_refused_event(request, known))
+
+        async for event in stream_jobs(self._engine, sendable(), self.request_body, mode_value):
+            while refused:
+                yield refused.popleft()
             yield event
+        while refused:
+            yield refused.popleft()
 
     async def watch(
         self, task_ids: Iterable[str], *, mode: ModeArg = DEFAULT
@@ -344,3 +387,16 @@ class Client(ButtonCalls):
     def statistics(self) -> ClientStatistics:
         """A frozen snapshot: in flight per mode, limits, requests, retries, refusals, jobs."""
         return snapshot(self._api, self._engine)
+
+
+def _refused_event(request: Request, error: MjError) -> ProgressEvent:
+    """The terminal event of a request that was never sent (as ``stream`` reports them)."""
+    return ProgressEvent(
+        task_id=None,
+        status=TaskStatus.FAILURE,
+        progress=None,
+        task=None,
+        request=request,
+        error=error,
+        source="submit",
+    )

@@ -10,16 +10,23 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from .._errors import UnsupportedEndpointError
 from .._models import Submission, Task
 from .._requests import (
     Action,
     Blend,
     Change,
     Describe,
+    Edit,
     Imagine,
     Modal,
     Request,
+    Retexture,
     Shorten,
+    SwapFace,
+    SwapVideoFace,
+    Video,
+    upload_body,
 )
 from .._validation import ImageInput, check_task_id, data_url_size
 from .._wire.api import WireAPI
@@ -29,7 +36,20 @@ from .config import DEFAULT, Default, PushSource
 __all__ = ["REQUEST_TYPES", "ModeArg", "WireCalls"]
 
 ModeArg = str | None | Default
-REQUEST_TYPES = (Imagine, Blend, Describe, Shorten, Action, Modal, Change)
+REQUEST_TYPES = (
+    Imagine,
+    Blend,
+    Describe,
+    Shorten,
+    Action,
+    Modal,
+    Change,
+    Video,
+    Edit,
+    Retexture,
+    SwapFace,
+    SwapVideoFace,
+)
 
 
 class WireCalls:
@@ -49,9 +69,13 @@ class WireCalls:
         if not isinstance(request, REQUEST_TYPES):
             raise TypeError(
                 f"{caller} takes a request (mjasync.Imagine, Blend, Describe, Shorten, Action, "
-                f"Modal or Change), not {type(request).__name__}"
+                f"Modal, Change, Video, Edit, Retexture, SwapFace or SwapVideoFace), not "
+                f"{type(request).__name__}"
             )
-        for image in request.sent_images():
+        self._check_images(request.sent_images())
+
+    def _check_images(self, images: Iterable[str]) -> None:
+        for image in images:
             size = data_url_size(image) if image.startswith("data:") else 0
             if size > self.max_image_bytes:
                 raise ValueError(
@@ -167,6 +191,36 @@ class WireCalls:
         request = Modal(task_id, prompt=prompt, mask=mask, state=state, notify_hook=notify_hook)
         return await self.submit_request(request, mode=mode)
 
+    async def upload_images(
+        self, images: Sequence[ImageInput], *, mode: ModeArg = DEFAULT
+    ) -> list[str]:
+        """Upload images to the server's Discord channel; returns their URLs, in order.
+
+        ``POST /mj/submit/upload-discord-images`` (C and new-api relays). No task is created
+        and nothing is paid: use the URLs in prompts (``Imagine(f"{url} a cat")``) or as
+        images of the other requests.
+
+        Raises:
+            ValueError, TypeError: no images, or an unusable one (nothing was sent).
+            UnsupportedEndpointError: the server has no upload route (J).
+        """
+        body = upload_body(images)
+        self._check_images(body["base64Array"])
+        return await self._api.upload(body, mode=self._mode(mode))
+
+    def unsupported(self, request: Request, *, mode: ModeArg = DEFAULT) -> bool:
+        """Whether this client already learned that the server lacks ``request``'s endpoint.
+
+        Such requests fail at once with :class:`UnsupportedEndpointError`, before any slot
+        is taken.
+        """
+        return self._api.unsupported(request.route, self._mode(mode)) is not None
+
+    def _known_unsupported(
+        self, request: Request, mode: str | None
+    ) -> UnsupportedEndpointError | None:
+        return self._api.unsupported(request.route, mode)
+
     async def fetch(self, task_id: str, *, mode: ModeArg = DEFAULT) -> Task:
         """GET one task.
 
@@ -196,9 +250,14 @@ class WireCalls:
         )
 
     async def cancel(self, task_id: str, *, mode: ModeArg = DEFAULT) -> None:
-        """Ask the server to cancel a task (C# servers only).
+        """Ask the server to cancel a task (C# servers only, and there admin users only).
+
+        C answers the same way whatever the task's state, and marks a cancelled task FAILURE
+        with failReason "取消任务", which mjasync reads as status CANCEL: fetch or await the
+        job to see the outcome.
 
         Raises:
-            UnsupportedEndpointError: the server has no cancel route.
+            UnsupportedEndpointError: the server has no cancel route, or lets only admin
+                users cancel (remembered per mode: a second call is not sent).
         """
         await self._api.cancel(check_task_id(task_id), mode=self._mode(mode))

@@ -33,7 +33,7 @@ from .modes import mode_key
 from .retry import RetryPolicy, is_retryable, retry_delay
 from .transport import Transport
 
-__all__ = ["WireAPI", "WireCounters"]
+__all__ = ["FORM_ROUTES", "UPLOAD_ROUTE", "WireAPI", "WireCounters"]
 
 log = logging.getLogger("mjasync")
 
@@ -53,6 +53,13 @@ def task_route(task_id: str, action: str) -> str:
     '/mj/task/1320098173412546/fetch'
     """
     return f"/mj/task/{quote(check_task_id(task_id), safe='')}/{action}"
+
+
+#: Submit routes whose body goes as multipart/form-data, not JSON: C binds video-swap
+#: ``[FromForm]`` (trueai-org/midjourney-proxy ed32197,
+#: src/Midjourney.API/Controllers/InsightFaceController.cs:141) and answers JSON with 415.
+FORM_ROUTES = frozenset({"/mj/insight-face/video-swap"})
+UPLOAD_ROUTE = "/mj/submit/upload-discord-images"
 
 
 @attrs.define
@@ -99,6 +106,38 @@ class WireAPI:
         self._random = random
         self._fetch_limiter = anyio.CapacityLimiter(fetch_concurrency)
         self._no_list: set[str] = set()  # modes whose server lacks list-by-condition
+        # mode key -> route template -> the error the server gave: asked once per mode.
+        self._unsupported: dict[str, dict[str, UnsupportedEndpointError]] = {}
+
+    # -- endpoints the server lacks --------------------------------------------------------
+
+    def unsupported(self, route: str, mode: str | None) -> UnsupportedEndpointError | None:
+        """The error a route got in ``mode`` if the server showed it lacks it, else ``None``.
+
+        ``route`` is the template (``/mj/task/{id}/cancel``) for routes with a task id.
+        """
+        known = self._unsupported.get(mode_key(mode), {}).get(route)
+        if known is None:
+            return None
+        return UnsupportedEndpointError(
+            known.description,
+            message=f"{known.message} (remembered from an earlier answer; not sent again)",
+            http_status=known.http_status,
+            code=known.code,
+            method=known.method,
+            path=known.path,
+        )
+
+    def check_supported(self, route: str, mode: str | None) -> None:
+        """Raise the remembered :class:`UnsupportedEndpointError` of ``route`` in ``mode``."""
+        error = self.unsupported(route, mode)
+        if error is not None:
+            raise error
+
+    def _remember_unsupported(
+        self, route: str, mode: str | None, error: UnsupportedEndpointError
+    ) -> None:
+        self._unsupported.setdefault(mode_key(mode), {})[route] = error
 
     async def _send(
         self,
@@ -110,8 +149,15 @@ class WireAPI:
         body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
         max_bytes: int | None = None,
+        template: str | None = None,
     ) -> object:
-        """One read request with retries; returns the interpreted payload."""
+        """One read request with retries; returns the interpreted payload.
+
+        ``template`` is the route with ``{id}`` for the task id: the key under which a
+        missing route is remembered for this mode (and not asked again).
+        """
+        template = template or route
+        self.check_supported(template, mode)
         attempt = 0
         while True:
             self.counters.requests += 1
@@ -120,6 +166,9 @@ class WireAPI:
                     method, route, mode=mode, json_body=body, timeout=timeout, max_bytes=max_bytes
                 )
                 return interpret(resp, kind)
+            except UnsupportedEndpointError as exc:
+                self._remember_unsupported(template, mode, exc)
+                raise
             except MjError as exc:
                 attempt += 1
                 delay = retry_delay(attempt, self.policy, exc, self._random)
@@ -150,15 +199,25 @@ class WireAPI:
                 ``retry_refusals=False``).
             APIError: any other refusal (banned prompt, invalid request, ...).
         """
+        self.check_supported(route, mode)
         attempt = 0
         state = body.get("state")
+        form = route in FORM_ROUTES
         while True:
             self.counters.requests += 1
             self.counters.submit_requests += 1
             try:
-                resp = await self.transport.request("POST", route, mode=mode, json_body=body)
+                resp = await self.transport.request(
+                    "POST",
+                    route,
+                    mode=mode,
+                    json_body=None if form else body,
+                    form_body=body if form else None,
+                )
                 payload = interpret(resp, "submit")
             except MjError as exc:
+                if isinstance(exc, UnsupportedEndpointError):
+                    self._remember_unsupported(route, mode, exc)
                 if isinstance(exc, QueueFullError):
                     self.counters.queue_full += 1
                 elif isinstance(exc, RateLimitError):
@@ -230,7 +289,7 @@ class WireAPI:
         """GET one task. Raises :class:`NotFoundError` for an unknown id (all three accents)."""
         self.counters.fetch_requests += 1
         route = task_route(task_id, "fetch")
-        payload = await self._send("GET", route, "fetch", mode=mode)
+        payload = await self._send("GET", route, "fetch", mode=mode, template=_FETCH)
         try:
             return parse_task(payload)
         except ProtocolError as exc:
@@ -325,7 +384,7 @@ class WireAPI:
                 self.counters.fetch_requests += 1
                 try:
                     payload = await self._send(
-                        "GET", task_route(task_id, "fetch"), "fetch", mode=mode
+                        "GET", task_route(task_id, "fetch"), "fetch", mode=mode, template=_FETCH
                     )
                 except NotFoundError:
                     return
@@ -359,7 +418,9 @@ class WireAPI:
     async def image_seed(self, task_id: str, *, mode: str | None, timeout: float) -> str:
         """The seed of a finished task (the server may take many seconds)."""
         route = task_route(task_id, "image-seed")
-        payload = await self._send("GET", route, "seed", mode=mode, timeout=timeout)
+        payload = await self._send(
+            "GET", route, "seed", mode=mode, timeout=timeout, template="/mj/task/{id}/image-seed"
+        )
         assert isinstance(payload, Mapping)
         seed = parse_task_id(payload.get("result"))
         if seed is None:
@@ -372,5 +433,37 @@ class WireAPI:
         return seed
 
     async def cancel(self, task_id: str, *, mode: str | None) -> None:
-        """Ask the server to cancel a task (C only; others raise UnsupportedEndpointError)."""
-        await self._send("POST", task_route(task_id, "cancel"), "cancel", mode=mode, body={})
+        """Ask the server to cancel a task (C only; others raise UnsupportedEndpointError).
+
+        C answers HTTP 200 with an empty body for any id, so success says only that the
+        request was allowed; the task shows FAILURE "取消任务" once it is cancelled. A caller
+        who is not an admin user is refused, as :class:`UnsupportedEndpointError`.
+        """
+        await self._send(
+            "POST",
+            task_route(task_id, "cancel"),
+            "cancel",
+            mode=mode,
+            body={},
+            template="/mj/task/{id}/cancel",
+        )
+
+    async def upload(self, body: Mapping[str, Any], *, mode: str | None) -> list[str]:
+        """POST ``upload-discord-images``; the answer's ``result`` is a list of URLs.
+
+        No task is created and nothing is paid, so a failed upload is retried like a read.
+        """
+        payload = await self._send("POST", UPLOAD_ROUTE, "upload", mode=mode, body=body)
+        assert isinstance(payload, Mapping)
+        result = payload.get("result")
+        if not isinstance(result, list) or not all(isinstance(u, str) and u for u in result):
+            raise ProtocolError(
+                "upload answer's result is not a list of URLs",
+                method="POST",
+                path=self.transport.path_for(UPLOAD_ROUTE, mode),
+                body=repr(dict(payload))[:200],
+            )
+        return list(result)
+
+
+_FETCH = "/mj/task/{id}/fetch"

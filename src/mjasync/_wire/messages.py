@@ -86,6 +86,13 @@ _EXACT: dict[str, str] = {
     "image或prompt不能为空": "both an image and a prompt are needed",
     "人脸图片不能为空": "the face image is missing",
     "人脸图片格式错误": "the face image is not a readable image",
+    "目标图片不能为空": "the target image is missing",
+    "目标视频不能为空": "the target video is missing",
+    "人脸图片和目标图片不能相同": "the face and the target are the same image",
+    "仅支持 mp4 格式": "the video must be an MP4",
+    "对不起，视频换脸功能仅限白名单用户使用，请联系管理员": (
+        "video face swap is for whitelisted users only; ask the server's administrator"
+    ),
     "maskBase64不能为空": "the mask image is missing",
     "maskBase64格式错误": "the mask image is not valid base64",
     "参数错误": "a parameter is invalid",
@@ -115,6 +122,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = 
     (
         re.compile(r"^排队中，前面还有(?P<n>\d+)个任务$"),
         lambda m: f"queued, {m['n']} jobs ahead",
+    ),
+    (
+        # new-api's distributor: no channel of the user's group sells the model.
+        re.compile(r"^当前分组 (?P<group>\S+) 下对于模型 (?P<model>\S+) 无可用渠道$"),
+        lambda m: f"the relay sells no channel for {m['model']} to group {m['group']}",
     ),
 )
 

@@ -14,6 +14,7 @@ What the seam promises whatever the server does:
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import logging
 import re
@@ -33,6 +34,7 @@ from .modes import check_mode_path, mode_prefix
 __all__ = [
     "DEFAULT_MAX_RESPONSE_BYTES",
     "DEFAULT_READ_IDLE_TIMEOUT",
+    "AuthOverride",
     "AuthScheme",
     "Response",
     "Transport",
@@ -42,6 +44,8 @@ __all__ = [
 log = logging.getLogger("mjasync")
 
 AuthScheme = Literal["bearer", "mj-api-secret"]
+#: What one request may send instead of the client's scheme (``"none"``: no key at all).
+AuthOverride = Literal["bearer", "mj-api-secret", "authorization", "none"]
 _SCRUB_MIN_KEY = 6  # shorter keys are no secret, and replacing them would mangle every text
 _SCRUB_2XX_MIN_KEY = 12  # redact_key shows nothing of shorter keys either
 #: The default cap on one answer. A list-by-condition answer gets more per id asked.
@@ -248,6 +252,11 @@ class Transport:
             )
 
     @property
+    def has_key(self) -> bool:
+        """Whether requests carry an API key at all."""
+        return self._api_key is not None
+
+    @property
     def redacted_key(self) -> str:
         """The API key as it may be shown: ``sk-…abcd`` at most."""
         return redact_key(self._api_key)
@@ -286,12 +295,15 @@ class Transport:
 
     _scrub_text = scrub_text  # the name this method had before
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, auth: AuthOverride | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
+        scheme = self.auth if auth is None else auth
         if self._api_key:
-            if self.auth == "bearer":
+            if scheme == "bearer":
                 headers["Authorization"] = f"Bearer {self._api_key}"
-            else:
+            elif scheme == "authorization":
+                headers["Authorization"] = self._api_key  # C and N read the raw value too
+            elif scheme == "mj-api-secret":
                 headers["mj-api-secret"] = self._api_key
         return headers
 
@@ -317,12 +329,18 @@ class Transport:
         *,
         mode: str | None,
         json_body: Mapping[str, Any] | None = None,
+        form_body: Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        auth: AuthOverride | None = None,
         max_bytes: int | None = None,
     ) -> Response:
         """Send one request (redirects not followed) and read the whole answer, bounded.
 
         Args:
+            json_body: sent as JSON.
+            form_body: sent as ``multipart/form-data`` instead (C's video face swap binds a
+                form): ``bytes`` values go as files, ``str`` values as fields.
+            auth: this request's auth header instead of the client's scheme (the probe).
             max_bytes: the largest answer read for this request (default
                 ``max_response_bytes``).
 
@@ -336,11 +354,14 @@ class Transport:
         client_timeout = aiohttp.ClientTimeout(
             total=total, sock_connect=min(self.connect_timeout, total)
         )
-        data = None if json_body is None else dumps(json_body)
-        if isinstance(data, str):
-            data = data.encode()
-        headers = self._headers()
-        if data is not None:
+        headers = self._headers(auth)
+        data: bytes | str | aiohttp.FormData | None = None
+        if form_body is not None:
+            data = _form(form_body)
+        elif json_body is not None:
+            data = dumps(json_body)
+            if isinstance(data, str):
+                data = data.encode()
             headers["Content-Type"] = "application/json"
         limit = self.max_response_bytes if max_bytes is None else max_bytes
         try:
@@ -458,3 +479,25 @@ class Transport:
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+
+
+def _form(fields: Mapping[str, Any]) -> aiohttp.FormData:
+    """A multipart form: a ``data:video/...`` URL as a file part, other values as text fields.
+
+    Bodies stay JSON (a journal hashes them, an uncertain submit reports them), so a file
+    travels inside them as a data URL and becomes a file part only here.
+    """
+    form = aiohttp.FormData()
+    for name, value in fields.items():
+        if value is None:
+            continue
+        if isinstance(value, str) and value.startswith("data:video/") and "," in value:
+            header, payload = value.split(",", 1)
+            mime = header[5:].split(";", 1)[0]
+            data = base64.b64decode(payload)
+            form.add_field(name, data, filename=f"{name}.mp4", content_type=mime)
+        elif isinstance(value, bool):
+            form.add_field(name, "true" if value else "false")
+        else:
+            form.add_field(name, str(value))
+    return form

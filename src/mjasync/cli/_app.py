@@ -67,14 +67,16 @@ def app() -> None:
 
 def _register() -> None:
     # Sub-command modules import click themselves; importing them here keeps `app` complete.
-    from . import _batch_cmd, _commands, _simulate
+    from . import _batch_cmd, _commands, _doctor, _simulate
 
     app.add_command(_simulate.simulate)
     app.add_command(_batch_cmd.batch)
     app.add_command(_commands.imagine)
     app.add_command(_commands.describe)
+    app.add_command(_commands.video)
     app.add_command(_commands.fetch)
     app.add_command(_commands.action)
+    app.add_command(_doctor.doctor)
 
 
 _register()

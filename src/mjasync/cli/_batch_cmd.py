@@ -15,6 +15,7 @@ import click
 
 from .._batch.batch import Batch, UpscaleChoice
 from .._batch.types import BatchItem, BatchSummary
+from .._requests import Imagine, Video
 from ._config import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -31,7 +32,35 @@ from ._display import LiveView, PlainView, View
 from ._prompts import PromptFormat, read_prompts
 from ._secrets import key_hint, resume_command
 
-__all__ = ["batch", "read_prompts", "simulator_state_for"]
+__all__ = ["batch", "read_prompts", "simulator_state_for", "video_item"]
+
+
+def video_item(item: str | BatchItem, *, motion: str | None = None) -> BatchItem:
+    """A prompts-file row as a video: its first image (or a leading URL) is the start frame.
+
+    A row's ``images`` (JSONL, CSV) come first; on a plain line, a first word that is an
+    http(s) URL, or names an existing file, is the start frame and the rest the prompt.
+
+    Raises:
+        ValueError, TypeError: more than one image, an unusable one, or no prompt left.
+    """
+    options = item if isinstance(item, BatchItem) else BatchItem(item)
+    request = options.request
+    text = request.prompt if isinstance(request, Imagine) else str(request)
+    images: list[str | Path] = list(request.images) if isinstance(request, Imagine) else []
+    first, _, rest = text.strip().partition(" ")
+    if first.startswith(("http://", "https://")):
+        images.insert(0, first)
+        text = rest
+    elif not images and first and Path(first).is_file():
+        images.append(Path(first))
+        text = rest
+    if len(images) > 1:
+        raise ValueError("a video takes one start image")
+    if not text.strip():
+        raise ValueError(f"{request!r} names a start frame but no prompt")
+    video = Video(text.strip(), image=images[0] if images else None, motion=motion)
+    return attrs.evolve(options, request=video, upscale=None)
 
 
 class UpscaleType(click.ParamType[int | Literal["all"]]):
@@ -171,6 +200,18 @@ class _Settings:
     "again: says how many and asks first).",
 )
 @click.option("-y", "--yes", is_flag=True, help="Do not ask before --retry-failed pays again.")
+@click.option(
+    "--video",
+    "as_video",
+    is_flag=True,
+    help="Animate instead of imagine: each prompt's image (or a leading URL or file on a "
+    "line) is the start frame; the .mp4 files are downloaded.",
+)
+@click.option(
+    "--motion",
+    type=click.Choice(["low", "high"]),
+    help="With --video: how much moves [server: low].",
+)
 @image_options
 @connection_options(simulate=True, concurrency=True)
 def batch(
@@ -183,6 +224,8 @@ def batch(
     resubmit_uncertain: bool,
     retry_failed: bool,
     yes: bool,
+    as_video: bool,
+    motion: str | None,
     **options: Any,
 ) -> None:
     """Generate every prompt of PROMPTS_FILE ('-' reads standard input).
@@ -197,9 +240,12 @@ def batch(
     fast|relax|turbo; upscale: 1-4|all|none (overrides --upscale); name: the words the
     files are named with. Every row is checked before anything is sent.
 
-    Images, manifest.jsonl and an index.html contact sheet go to --out. A journal records every
-    submission before and after it is sent: run the same command again after a crash or
-    Ctrl-C and it finishes the batch without paying twice, and downloads again any image
+    With --video each prompt is animated instead (its image, or a leading URL or file on a
+    plain line, is the start frame) and the .mp4 files are downloaded.
+
+    Images (videos), manifest.jsonl and an index.html contact sheet go to --out. A journal
+    records every submission before and after it is sent: run the same command again after a
+    crash or Ctrl-C and it finishes the batch without paying twice, and downloads again any image
     that went missing. Prompts that failed stay failed until --retry-failed. With --simulate
     the simulated server keeps its tasks beside the journal, so a simulated batch resumes
     the same way. Only one batch at a time may use a journal or an output directory. Exit
@@ -209,6 +255,12 @@ def batch(
     images = ImageOptions.from_options(options)
     conn = Connection.from_options(options)
     items = read_prompts(prompts_file, prompt_format)
+    if motion is not None and not as_video:
+        raise ConfigError("--motion goes with --video")
+    if as_video:
+        if upscale is not None or split:
+            raise ConfigError("--video makes videos: --upscale and --split do not apply")
+        items = _video_items(prompts_file, items, motion)
     if split and importlib.util.find_spec("PIL") is None:
         raise ConfigError("--split needs Pillow: pip install 'mjasync[images]'")
     journal_path = journal or out_dir / "journal.sqlite"
@@ -246,3 +298,15 @@ def batch(
 def simulator_state_for(journal: Path) -> Path:
     """Where a simulated batch keeps its simulator's tasks: beside the journal."""
     return journal.with_name(journal.stem + ".simulator.jsonl")
+
+
+def _video_items(
+    source: str, items: list[str | BatchItem], motion: str | None
+) -> list[str | BatchItem]:
+    videos: list[str | BatchItem] = []
+    for number, item in enumerate(items, start=1):
+        try:
+            videos.append(video_item(item, motion=motion))
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}, prompt {number}: {exc}") from None
+    return videos

@@ -1,4 +1,4 @@
-"""Single-job commands: ``imagine``, ``describe``, ``fetch`` and ``action``."""
+"""Single-job commands: ``imagine``, ``describe``, ``video``, ``fetch`` and ``action``."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from rich.console import Console
 from .._batch.download import Downloader, ImageHostPolicy, image_session
 from .._client import Client
 from .._models import Task, TaskAction, TaskStatus
-from .._requests import Describe, Imagine, Request
+from .._requests import Describe, Imagine, Request, Video
 from ._config import (
     EXIT_INTERRUPTED,
     Connection,
@@ -30,7 +30,7 @@ from ._config import (
 )
 from ._secrets import redact
 
-__all__ = ["action", "describe", "fetch", "imagine"]
+__all__ = ["action", "describe", "fetch", "image_argument", "imagine", "video"]
 
 _OUT = click.option(
     "--out",
@@ -65,7 +65,9 @@ def _show_task(task: Task, files: list[str], conn: Connection) -> None:
     if task.prompt and not text_result:
         _say(f"prompt: {task.prompt}")
     if task.image_url:
-        _say(f"image: {task.image_url}")
+        _say(f"{'poster' if task.videos else 'image'}: {task.image_url}")
+    for number, ref in enumerate(task.videos, start=1):
+        _say(f"video {number}: {ref.url}")
     if task.fail_reason:
         _say(f"fail reason: {server_text(task.fail_reason, conn.verbose)}")
     if text_result and task.final_prompt:
@@ -185,6 +187,87 @@ def describe(image: str, **options: Any) -> None:
         async with connect(conn) as client:
             task = await _follow(client, request)
             _show_task(task, [], conn)
+
+    _run(main(), conn.verbose)
+
+
+def image_argument(value: str | None) -> str | Path | None:
+    """An image given on the command line: an http(s) URL as is, anything else a file."""
+    if value is None:
+        return None
+    return value if value.startswith(("http://", "https://")) else Path(value)
+
+
+@click.command()
+@click.argument("prompt", required=False)
+@click.option("--image", metavar="FILE|URL", help="The start frame to animate.")
+@click.option("--end-image", metavar="FILE|URL", help="An end frame (not with --loop).")
+@click.option("--motion", type=click.Choice(["low", "high"]), help="How much moves [server: low].")
+@click.option("--loop", is_flag=True, help="End where it began.")
+@click.option("--batch-size", type=click.Choice(["1", "2", "4"]), help="Videos made [server: 4].")
+@click.option("--hd", is_flag=True, help="720p instead of 480p (needs an HD-capable account).")
+@click.option("--extend", "extend_id", metavar="ID", help="Extend a finished video task instead.")
+@click.option(
+    "--index",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="Which video of --extend's task to continue.",
+)
+@_OUT
+@image_options
+@connection_options(simulate=True)
+def video(
+    prompt: str | None,
+    image: str | None,
+    end_image: str | None,
+    motion: str | None,
+    loop: bool,
+    batch_size: str | None,
+    hd: bool,
+    extend_id: str | None,
+    index: int,
+    out_dir: Path | None,
+    **options: Any,
+) -> None:
+    """Animate an image into short videos (or --extend one) and print (or --out: save) them.
+
+    PROMPT says what happens; with --extend it defaults to the extended task's prompt. With
+    --out the .mp4 files are downloaded, and the poster image with them. Needs a server with
+    a video endpoint (C# servers, newer relays); `mjasync doctor` tells.
+    """
+    images = ImageOptions.from_options(options)
+    conn = Connection.from_options(options)
+    request: Video | None = None
+    with translate_errors(conn.verbose):
+        if extend_id is not None:
+            if image or end_image or loop or batch_size or hd:
+                raise ValueError(
+                    "--extend takes no --image, --end-image, --loop, --batch-size or --hd"
+                )
+        elif prompt is None:
+            raise ValueError("video needs a PROMPT (or --extend ID)")
+        else:
+            request = Video(
+                prompt,
+                image=image_argument(image),
+                end_image=image_argument(end_image),
+                motion=motion,
+                loop=loop,
+                batch_size=int(batch_size) if batch_size else None,
+                video_type="vid_1.1_i2v_720" if hd else None,
+            )
+
+    async def main() -> None:
+        async with connect(conn) as client:
+            wanted = request
+            if wanted is None:
+                assert extend_id is not None
+                parent = await client.fetch(extend_id)
+                wanted = Video.extend(parent, index, prompt=prompt, motion=motion)
+            task = await _follow(client, wanted)
+            files = await _download(client, task, out_dir, images)
+            _show_task(task, files, conn)
 
     _run(main(), conn.verbose)
 

@@ -403,7 +403,7 @@ def translate_errors(verbose: bool = False) -> Iterator[None]:
     except AuthenticationError as exc:
         raise ConfigError(
             f"the server refused the API key ({describe_error(exc, verbose)}); "
-            "check --api-key / MJ_API_KEY and --auth"
+            "check --api-key / MJ_API_KEY and --auth (`mjasync doctor` tells which it takes)"
         ) from None
     except JournalError as exc:
         raise ConfigError(str(exc)) from None

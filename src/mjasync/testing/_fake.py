@@ -66,6 +66,17 @@ class FakeMidjourney:
         numeric_ids: send ``result`` task ids as JSON numbers.
         faults: a :class:`Faults`; change it later with :meth:`set_faults`.
         webhook_timeout: seconds one notifyHook POST may take.
+        admin_keys: C: the keys of admin users, the only ones allowed to cancel (``None``:
+            every key is an admin).
+        disabled: features the operator turned off (C) or sells no channel for (relay):
+            ``"video"``, ``"upload"`` (C: also edits and retexture), ``"face_swap"``,
+            ``"video_swap"`` (C: the user is not whitelisted).
+        relay_legacy: the relay is a new-api build from before 2025-06-30: no video or
+            edits routes, no ``X-New-Api-Version`` header.
+        server_version: the version C's ``/mj/home`` and the relay's ``/api/status`` report.
+        user_core_size: C's per-user limit on running jobs: more are refused with
+            "并发数已达上限", as code -1 (code 4 on imagine). ``None``: no limit.
+        user_queue_size: the same for queued jobs ("队列数已达上限").
         state_file: keep every task in this file (JSON lines) and take them back at the next
             start, so a restarted server still knows them; its clock stops while it is not
             running. One process at a time may use a file. ``None``: tasks live in memory.
@@ -98,6 +109,12 @@ class FakeMidjourney:
         numeric_ids: bool = False,
         faults: Faults | None = None,
         webhook_timeout: float = 5.0,
+        admin_keys: Iterable[str] | None = None,
+        disabled: Iterable[str] = (),
+        relay_legacy: bool = False,
+        server_version: str | None = None,
+        user_core_size: int | None = None,
+        user_queue_size: int | None = None,
         state_file: str | os.PathLike[str] | None = None,
     ) -> None:
         self.options = SimOptions(
@@ -122,6 +139,12 @@ class FakeMidjourney:
             relay_notify_hook=relay_notify_hook,
             numeric_ids=numeric_ids,
             faults=faults or NO_FAULTS,
+            admin_keys=None if admin_keys is None else key_tuple(admin_keys),
+            disabled=tuple(disabled),
+            relay_legacy=relay_legacy,
+            server_version=server_version,
+            user_core_size=user_core_size,
+            user_queue_size=user_queue_size,
         )
         self.host = host
         self.port = port
@@ -133,7 +156,7 @@ class FakeMidjourney:
             relay_blank_status=relay_blank_status,
             relay_rand=bool(relay_refresh),
         )
-        self._faults = FaultInjector(self.options.faults, seed, self._counters)
+        self._faults = FaultInjector(self.options.faults, seed, self._counters, accent)
         self._webhooks = WebhookSender(self._counters, seed, timeout=webhook_timeout)
         self._webhooks.faults = self.options.faults
         self._app = SimApp(

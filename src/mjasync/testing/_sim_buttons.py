@@ -16,7 +16,7 @@ __all__ = [
     "upscale_buttons",
 ]
 
-ResultKind = Literal["grid", "upscale", "text"]
+ResultKind = Literal["grid", "upscale", "text", "image", "video"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 __all__ = [
     "ACCENTS",
     "AUTH_SCHEMES",
+    "FEATURES",
     "Accent",
     "AuthScheme",
     "FaultRates",
@@ -22,6 +23,8 @@ __all__ = [
 ]
 
 Accent = Literal["java", "csharp", "relay"]
+#: Features an operator can switch off (C) or not sell (new-api): see ``SimOptions.disabled``.
+FEATURES = ("video", "upload", "face_swap", "video_swap")
 AuthScheme = Literal["any", "bearer", "mj-api-secret", "accent"]
 ACCENTS: tuple[str, ...] = get_args(Accent)
 AUTH_SCHEMES: tuple[str, ...] = get_args(AuthScheme)
@@ -57,6 +60,11 @@ class FaultRates:
             therefore creates its task).
         response_lost: submits only: the task IS created, then the connection is reset
             instead of answering.
+        blocked: C's rate limiter blocking the client: HTTP 403 with an empty body
+            (trueai-org/midjourney-proxy ``RateLimitingMiddleware.cs:100-145``); the request
+            never arrives.
+        upstream_error: on the relay accent, new-api's code 5 ("do_request_failed": its
+            upstream could not be reached) as HTTP 400; a 502 page on the others.
         latency: ``(low, high)`` seconds added to every request of the kind.
     """
 
@@ -67,6 +75,8 @@ class FaultRates:
     connection_reset: float = 0.0
     truncated_json: float = 0.0
     response_lost: float = 0.0
+    blocked: float = 0.0
+    upstream_error: float = 0.0
     latency: tuple[float, float] = (0.0, 0.0)
 
     def __post_init__(self) -> None:
@@ -96,6 +106,8 @@ _EXCLUSIVE: tuple[str, ...] = (
     "connection_reset",
     "truncated_json",
     "response_lost",
+    "blocked",
+    "upstream_error",
 )
 
 
@@ -164,6 +176,12 @@ class SimOptions:
     relay_notify_hook: bool = False
     numeric_ids: bool = False
     faults: Faults = NO_FAULTS
+    admin_keys: tuple[str, ...] | None = None
+    disabled: tuple[str, ...] = ()
+    relay_legacy: bool = False
+    server_version: str | None = None
+    user_core_size: int | None = None
+    user_queue_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.accent not in ACCENTS:
@@ -191,6 +209,24 @@ class SimOptions:
                 raise ValueError(f"a mode is a lower-case word such as 'fast'; got {mode!r}")
         if not isinstance(self.faults, Faults):
             raise TypeError("faults must be a mjasync.testing.Faults")
+        unknown = set(self.disabled) - set(FEATURES)
+        if unknown:
+            raise ValueError(f"disabled takes {', '.join(FEATURES)}; got {sorted(unknown)!r}")
+        for name in ("user_core_size", "user_queue_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 0):
+                raise ValueError(f"{name} must be an int >= 0 or None, got {value!r}")
+
+    @property
+    def version(self) -> str | None:
+        """The version the server reports (C's ``/mj/home``, new-api's ``/api/status``)."""
+        if self.server_version is not None:
+            return self.server_version
+        return {"csharp": "v11.10.3", "relay": "v0.9.0"}.get(self.accent)
+
+    def is_admin(self, key: str | None) -> bool:
+        """C: whether the caller is an admin user (``None``: every key is)."""
+        return self.admin_keys is None or key in self.admin_keys
 
     @property
     def account_modes(self) -> tuple[str, ...]:

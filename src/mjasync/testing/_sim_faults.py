@@ -32,7 +32,15 @@ _BAD_GATEWAY = """<html>
 </body>
 </html>
 """
-_EXCLUSIVE = ("html_502", "rate_limit", "connection_reset", "truncated_json", "response_lost")
+_EXCLUSIVE = (
+    "html_502",
+    "rate_limit",
+    "connection_reset",
+    "truncated_json",
+    "response_lost",
+    "blocked",
+    "upstream_error",
+)
 _AFTER = frozenset({"truncated_json", "response_lost"})
 
 
@@ -52,8 +60,11 @@ def reset_connection(request: web.BaseRequest) -> None:
 class FaultInjector:
     """Decides, per request, whether and how to misbehave; counts what it did."""
 
-    def __init__(self, faults: Faults, seed: int, counters: Counters) -> None:
+    def __init__(
+        self, faults: Faults, seed: int, counters: Counters, accent: str = "csharp"
+    ) -> None:
         self.faults = faults
+        self.accent = accent
         self.counters = counters
         self.rng = random.Random(f"{seed}:faults")
 
@@ -83,7 +94,12 @@ class FaultInjector:
         if picked in _AFTER:
             return None, picked
         self.counters.fault(kind, picked)
-        if picked == "html_502":
+        if picked == "blocked":
+            return web.Response(status=403), None  # C's rate limiter: no body, no Retry-After
+        if picked == "upstream_error" and self.accent == "relay":
+            body = b'{"description":"do_request_failed ","type":"upstream_error","code":5}'
+            return web.Response(status=400, body=body, content_type="application/json"), None
+        if picked in ("html_502", "upstream_error"):
             return web.Response(status=502, text=_BAD_GATEWAY, content_type="text/html"), None
         if picked == "rate_limit":
             return web.Response(status=429, headers={"Retry-After": self._retry_after(rates)}), None

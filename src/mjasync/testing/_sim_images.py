@@ -3,7 +3,8 @@
 An image is named by a key ``{task_id}-{variant}``; the pixels depend only on the key, so an
 image URL keeps working after the task is gone and the same URL always serves the same bytes.
 Variants: ``grid`` (2x2 grid of four colours), ``preview{N}`` (a small, washed-out grid at N
-percent), ``u{n}`` (the single image behind quadrant n of task_id's grid) and ``single``.
+percent), ``u{n}`` (the single image behind quadrant n of task_id's grid), ``v{n}`` (the
+poster of video n) and ``single``. Video keys name a tiny MP4 (:func:`mp4_for_key`).
 """
 
 from __future__ import annotations
@@ -13,12 +14,22 @@ import struct
 import zlib
 from functools import lru_cache
 
-__all__ = ["GRID_SIZE", "image_key_is_valid", "png_for_key", "quadrant_colours"]
+__all__ = [
+    "GRID_SIZE",
+    "image_key_is_valid",
+    "mp4_for_key",
+    "png_for_key",
+    "quadrant_colours",
+    "video_key_is_valid",
+]
 
 GRID_SIZE = 256
 _PREVIEW_SIZE = 128
 _GAP = 4  # px of dark gutter between quadrants, so a grid looks like one
-_KEY = re.compile(r"^(?P<id>[0-9A-Za-z]{1,40})-(?P<variant>grid|single|u[1-4]|preview\d{1,3})$")
+_KEY = re.compile(
+    r"^(?P<id>[0-9A-Za-z]{1,40})-(?P<variant>grid|single|u[1-4]|v[1-4]|preview\d{1,3})$"
+)
+_VIDEO_KEY = re.compile(r"^(?P<id>[0-9A-Za-z]{1,40})-v[1-4]$")
 
 RGB = tuple[int, int, int]
 
@@ -26,6 +37,23 @@ RGB = tuple[int, int, int]
 def image_key_is_valid(key: str) -> bool:
     """``True`` if ``key`` names an image this module can draw."""
     return _KEY.match(key) is not None
+
+
+def video_key_is_valid(key: str) -> bool:
+    """``True`` if ``key`` names a video (``{task_id}-v{n}``)."""
+    return _VIDEO_KEY.match(key) is not None
+
+
+def mp4_for_key(key: str) -> bytes:
+    """A small ISO-BMFF file (an ``ftyp`` box and an ``mdat``) that stands for video ``key``.
+
+    Not playable: it carries no ``moov``, only what tells an MP4 apart (and the key).
+    """
+    if not video_key_is_valid(key):
+        raise ValueError(f"not a video key: {key!r}")
+    ftyp = struct.pack(">I", 24) + b"ftypisom" + struct.pack(">I", 0x200) + b"isomiso2"
+    payload = key.encode() * 64
+    return ftyp + struct.pack(">I", 8 + len(payload)) + b"mdat" + payload
 
 
 def quadrant_colours(task_id: str) -> tuple[RGB, RGB, RGB, RGB]:
@@ -115,6 +143,6 @@ def png_for_key(key: str) -> bytes:
         percent = int(variant.removeprefix("preview"))
         a, b, c, d = (_washed(colour, percent) for colour in colours)
         return _grid((a, b, c, d), _PREVIEW_SIZE)
-    if variant.startswith("u"):
+    if variant.startswith(("u", "v")):
         return _gradient(colours[int(variant[1]) - 1], GRID_SIZE)
     return _gradient(colours[0], GRID_SIZE)

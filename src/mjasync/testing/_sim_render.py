@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from ._sim_images import GRID_SIZE
-from ._sim_state import FAILURE, SimTask
+from ._sim_state import FAILURE, SUCCESS, SimTask
 
 __all__ = ["Refusal", "Renderer", "json_response"]
 
@@ -40,16 +40,30 @@ class Refusal(Exception):
     """A submit the server turns down. Rendered per accent by :meth:`Renderer.refusal`.
 
     Attributes:
-        reason: ``invalid``, ``not_found``, ``banned`` or ``queue_full`` (the stats key).
+        reason: ``invalid``, ``not_found``, ``banned``, ``queue_full`` or ``disabled`` (the
+            stats key).
         description: the J/C ``description`` text.
         relay_description: the relay's short error key (``prompt_is_required``, ...).
         properties: extra ``properties`` (``bannedWord``, ``promptEn`` for code 24).
+        code: the J/C body code when it is not the reason's usual one (3 or 4).
+        http_status: C's HTTP status (404 for a missing parent task; 200 otherwise).
+        fail_shape: C answers with its generic ``{success: false, code: -1, message}``.
+        upstream: on the relay, the refusal comes from the upstream (C) and is passed
+            through verbatim, status and body; otherwise it is new-api's own.
+        relay_gate: on the relay, new-api's gatekeeper refuses before its handler, in the
+            OpenAI shape ``{"error": {...}}`` with this HTTP status (503 for a model no
+            channel sells, 400 for an unknown action).
     """
 
     reason: str
     description: str = ""
     relay_description: str = ""
     properties: dict[str, Any] = field(default_factory=dict)
+    code: int | None = None
+    http_status: int = 200
+    fail_shape: bool = False
+    upstream: bool = False
+    relay_gate: int | None = None
 
 
 def _instance_id(mode: str) -> str:
@@ -87,6 +101,18 @@ class Renderer:
             return url
         return f"{self.base_url}/_sim/img/{task.image_key}.png"
 
+    def video_refs(self, task: SimTask) -> list[dict[str, str]]:
+        """A finished video task's ``[{url, thumbnail}]`` (C's shape)."""
+        if task.result != "video" or task.status != SUCCESS:
+            return []
+        return [
+            {
+                "url": f"{self.base_url}/_sim/video/{task.id}-v{n}.mp4",
+                "thumbnail": f"{self.base_url}/_sim/img/{task.id}-v{n}.png",
+            }
+            for n in range(1, task.video_count + 1)
+        ]
+
     def task(self, task: SimTask, now: float) -> dict[str, Any]:
         """The task as ``fetch``, ``list-by-condition`` and webhooks show it."""
         if self.accent == "java":
@@ -121,6 +147,7 @@ class Renderer:
 
     def _csharp_task(self, task: SimTask) -> dict[str, Any]:
         finished_grid = task.status == "SUCCESS" and task.result == "grid"
+        videos = self.video_refs(task)
         image_urls = (
             [
                 {
@@ -130,7 +157,7 @@ class Renderer:
                 for n in range(1, 5)
             ]
             if finished_grid
-            else []
+            else videos  # C mirrors the videos in imageUrls (Models/TaskInfo.cs:786-806)
         )
         started = task.start_ms is not None
         message_id = str(int(task.id) * 7 % 10**19) if started else None
@@ -168,10 +195,14 @@ class Renderer:
             "botType": task.bot_type,
             "mode": task.mode.upper(),
             "seed": None,
+            "videoUrl": videos[0]["url"] if videos else None,
+            "videoUrls": videos or None,
+            "videoType": task.extra.get("videoType"),
         }
 
     def _relay_task(self, task: SimTask, now: float) -> dict[str, Any]:
         # Go structs: "" instead of null, 0 for unset times, "100%" once a job failed.
+        videos = self.video_refs(task)
         blank = now - task.created_at < self.relay_blank_status
         if blank:
             status, progress = "", ""
@@ -180,7 +211,8 @@ class Renderer:
             progress = "100%" if task.status == FAILURE else (self._progress(task) or "")
         return {
             "id": task.id,
-            "action": task.action,
+            # new-api labels tasks itself: its edits are EDITS where C says EDIT.
+            "action": "EDITS" if task.action == "EDIT" else task.action,
             "customId": task.extra.get("customId", ""),
             "botType": task.bot_type,
             "prompt": task.prompt,
@@ -191,8 +223,9 @@ class Renderer:
             "startTime": task.start_ms or 0,
             "finishTime": task.finish_ms or 0,
             "imageUrl": self.image_url(task) or "",
-            "videoUrl": "",
-            "videoUrls": None,
+            "videoUrl": videos[0]["url"] if videos else "",
+            # new-api's DTO keeps only the url of each video (dto/midjourney.go:60-61,70-72).
+            "videoUrls": [{"url": video["url"]} for video in videos] or None,
             "status": status,
             "progress": progress,
             "failReason": task.fail_reason or "",
@@ -217,8 +250,10 @@ class Renderer:
             properties["numberOfQueues"] = ahead
         else:
             code, text = 1, _SUCCESS_TEXT[self.accent]
-        if self.accent == "relay" and code in (21, 22):
-            code = 1  # what new-api does to upstream answers
+        if self.accent == "relay" and (
+            code == 22 or (code == 21 and task.action not in ("INPAINT", "CUSTOM_ZOOM"))
+        ):
+            code = 1  # what new-api does to upstream answers (relay/mjproxy_handler.go:582-637)
         return json_response(
             {
                 "code": code,
@@ -234,12 +269,19 @@ class Renderer:
             {"code": 1, "description": _SUCCESS_TEXT[self.accent], "result": task.seed}
         )
 
-    def cancelled(self, task: SimTask) -> web.Response:
-        """C's answer to a successful cancel."""
-        return json_response({"code": 1, "description": "Success", "result": self._result(task.id)})
+    @staticmethod
+    def cancelled() -> web.Response:
+        """C's answer to an admin's cancel, whatever the id: ``Ok()``, an empty 200."""
+        return web.Response(status=200)
 
-    def cancel_refused(self, message: str) -> web.Response:
-        """C's generic failure shape."""
+    @staticmethod
+    def cancel_forbidden() -> web.Response:
+        """C's answer to a cancel by anyone but an admin user: 400 plain text."""
+        return web.Response(status=400, text="演示模式，禁止操作", content_type="text/plain")
+
+    @staticmethod
+    def c_fail(message: str, status: int = 200) -> web.Response:
+        """C's generic failure shape (``Result.Fail``, code -1)."""
         return json_response(
             {
                 "success": False,
@@ -247,7 +289,55 @@ class Renderer:
                 "message": message,
                 "data": None,
                 "timestamp": int(datetime.now(UTC).timestamp() * 1000),
+            },
+            status,
+        )
+
+    def uploaded(self, urls: list[str]) -> web.Response:
+        """The upload answer: code 1 and ``result`` = the list of URLs."""
+        return json_response({"code": 1, "description": "提交成功", "result": urls})
+
+    def home(self, version: str | None) -> web.Response:
+        """C's anonymous ``/mj/home`` (``Controllers/HomeController.cs``)."""
+        return json_response(
+            {
+                "success": True,
+                "code": 0,
+                "message": "",
+                "data": {"version": version, "isGuest": False, "isDemoMode": False},
             }
+        )
+
+    @staticmethod
+    def status_page(version: str | None) -> web.Response:
+        """new-api's public ``/api/status`` (``controller/misc.go``)."""
+        return json_response(
+            {
+                "success": True,
+                "message": "",
+                "data": {
+                    "version": version,
+                    "system_name": "New API",
+                    "mj_notify_enabled": False,
+                },
+            }
+        )
+
+    @staticmethod
+    def web_ui() -> web.Response:
+        """new-api's web UI, served for every path it has no route for."""
+        return web.Response(
+            status=200,
+            text="<!doctype html><html><head><title>New API</title></head>"
+            '<body><div id="root"></div></body></html>',
+            content_type="text/html",
+        )
+
+    @staticmethod
+    def relay_gate(message: str, status: int, code: str = "") -> web.Response:
+        """new-api's gatekeeper errors, OpenAI-style (``middleware/utils.go``)."""
+        return json_response(
+            {"error": {"message": message, "type": "new_api_error", "code": code}}, status
         )
 
     def refusal(self, refusal: Refusal) -> web.Response:
@@ -256,16 +346,31 @@ class Renderer:
             return json_response(
                 {"code": 24, "description": "可能包含敏感词", "properties": refusal.properties}
             )
-        if self.accent == "relay":
-            if refusal.reason == "queue_full":
-                return self.relay_error(_RELAY_OVERLOADED, code=30, status=429)
-            return self.relay_error(refusal.relay_description or refusal.description)
+        accent = self.accent
+        if accent == "relay":
+            if refusal.relay_gate is not None:
+                gate_code = "model_not_found" if refusal.relay_gate == 503 else ""
+                return self.relay_gate(refusal.relay_description, refusal.relay_gate, gate_code)
+            if not refusal.upstream:
+                if refusal.reason == "queue_full":
+                    return self.relay_error(_RELAY_OVERLOADED, code=30, status=429)
+                return self.relay_error(refusal.relay_description or refusal.description)
+            accent = "csharp"  # passed through from the upstream, status and body
         if refusal.reason == "queue_full":
-            code, text = _QUEUE_FULL[self.accent]
+            code, text = _QUEUE_FULL[accent]
             return json_response({"code": code, "description": text, "properties": {}})
-        code = 3 if refusal.reason == "not_found" else 4
+        status = refusal.http_status if accent == "csharp" else 200
+        if refusal.fail_shape and accent == "csharp":
+            return self.c_fail(refusal.description, status)
+        code = refusal.code or (3 if refusal.reason == "not_found" else 4)
         return json_response(
-            {"code": code, "description": refusal.description, "properties": refusal.properties}
+            {
+                "code": code,
+                "description": refusal.description,
+                "result": None,
+                "properties": refusal.properties,
+            },
+            status,
         )
 
     # -- errors ------------------------------------------------------------------------------
@@ -278,21 +383,41 @@ class Renderer:
         )
 
     def task_not_found(self) -> web.Response:
-        """Fetching (or seeding, cancelling) an id the server does not know."""
+        """Fetching an id the server does not know.
+
+        J's controller returns null: HTTP 200, empty body; C's a null ``ActionResult``, which
+        ASP.NET sends as 204; new-api its own code 4.
+        """
         if self.accent == "java":
-            return web.Response(status=200)  # J's repository returns null: an empty body
+            return web.Response(status=200)
         if self.accent == "csharp":
-            return json_response({"code": 3, "description": "任务不存在", "result": None}, 404)
+            return web.Response(status=204)
         return self.relay_error("task_no_found ")
+
+    def parent_not_found(self) -> web.Response:
+        """C's image-seed (and action, modal, video extend) of an unknown id: 404 + code 3."""
+        return json_response(
+            {"code": 3, "description": "关联任务不存在或已失效", "result": None, "properties": {}},
+            404,
+        )
 
     def unauthorized(self) -> web.Response:
         """A missing or wrong key."""
         if self.accent == "java":
             return web.Response(status=401)
         if self.accent == "csharp":
-            return web.Response(status=401, text="Unauthorized", content_type="text/plain")
+            # SimpleAuthMiddleware writes the text without setting a Content-Type; aiohttp
+            # then says application/octet-stream, which RFC 9110 makes the same thing.
+            return web.Response(status=401, body=b"Authorization header missing.")
         return json_response(
-            {"error": {"message": "无效的令牌 (invalid token)", "type": "new_api_error"}}, 401
+            {
+                "error": {
+                    "message": "无效的令牌 (invalid token)",
+                    "type": "new_api_error",
+                    "code": "",
+                }
+            },
+            401,
         )
 
     def route_missing(self, method: str, path: str, status: int = 404) -> web.Response:
@@ -310,17 +435,20 @@ class Renderer:
             )
         if self.accent == "csharp":
             return web.Response(status=status)
-        return json_response(
-            {
-                "error": {
-                    "message": f"Invalid URL ({method} {path})",
-                    "type": "invalid_request_error",
-                    "param": "",
-                    "code": "",
-                }
-            },
-            404,
-        )
+        if path.startswith(("/v1", "/api", "/assets")):
+            return json_response(
+                {
+                    "error": {
+                        "message": f"Invalid URL ({method} {path})",
+                        "type": "invalid_request_error",
+                        "param": "",
+                        "code": "",
+                    }
+                },
+                404,
+            )
+        # Everything else is the web UI (QuantumNous/new-api router/web-router.go:16-30).
+        return self.web_ui()
 
     def bad_body(self, path: str) -> web.Response:
         """A body that is not a JSON object."""

@@ -45,6 +45,7 @@ SUCCESS, FAILURE, CANCEL = "SUCCESS", "FAILURE", "CANCEL"
 ACTIVE = frozenset({NOT_START, SUBMITTED, IN_PROGRESS})
 TERMINAL = frozenset({SUCCESS, FAILURE, CANCEL})
 TIMEOUT_REASON = "任务超时"
+CANCEL_REASON = "取消任务"
 _STALL_PROGRESS = 37  # where a ``--stall`` job freezes: visibly started, far from done
 
 
@@ -78,6 +79,7 @@ class SimTask:
     image_key: str | None = None
     buttons: tuple[ButtonSpec, ...] = ()
     text_options: tuple[str, ...] = ()
+    video_count: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
     step: int = 0
     started_at: float = 0.0
@@ -86,6 +88,8 @@ class SimTask:
 
     def final_buttons(self) -> tuple[ButtonSpec, ...]:
         """The buttons the task shows once it succeeds."""
+        if self.result in ("image", "video"):
+            return ()
         if self.result == "upscale":
             return upscale_buttons(self.message_hash)
         if self.result == "grid":
@@ -467,7 +471,7 @@ class Engine:
     def _preview(self, task: SimTask) -> None:
         if task.result == "grid":
             task.image_key = f"{task.id}-preview{task.progress}"
-        elif task.result == "upscale":
+        elif task.result in ("upscale", "image"):
             task.image_key = task.final_image
 
     def _time_out(self, task: SimTask) -> None:
@@ -495,8 +499,12 @@ class Engine:
     # -- control -----------------------------------------------------------------------------
 
     def cancel(self, task: SimTask) -> bool:
-        """Cancel a task that has not finished; ``False`` if it already had."""
-        return self.finish_now(task, CANCEL, None)
+        """Cancel a task that has not finished, as C does; ``False`` if it already had.
+
+        C fails the task with failReason "取消任务" and never sets CANCEL
+        (trueai-org/midjourney-proxy ed32197, Controllers/TaskController.cs:86-125).
+        """
+        return self.finish_now(task, FAILURE, CANCEL_REASON)
 
     def finish_now(self, task: SimTask, status: str, reason: str | None) -> bool:
         """End a task that has not finished (``status`` is terminal); ``False`` if it had."""

@@ -16,8 +16,9 @@ from aiohttp import web
 
 from ._sim_buttons import parse_custom_id
 from ._sim_config import SimOptions
+from ._sim_media import MediaEndpoints
 from ._sim_render import Refusal, Renderer
-from ._sim_state import MODAL, NOT_START, SUCCESS, Engine, SimTask
+from ._sim_state import IN_PROGRESS, MODAL, NOT_START, SUBMITTED, SUCCESS, Engine, SimTask
 from ._sim_stats import Counters
 from ._sim_text import banned_word, describe_options, shorten_options
 
@@ -27,6 +28,14 @@ _DATA_URL = re.compile(r"^data:[\w.+-]+/[\w.+-]+;base64,(?P<data>.+)$", re.DOTAL
 _BOT_TYPES = frozenset({"MID_JOURNEY", "NIJI_JOURNEY"})
 _DIMENSIONS = {"PORTRAIT": "2:3", "SQUARE": "1:1", "LANDSCAPE": "3:2"}
 _CHANGE_ACTIONS = frozenset({"UPSCALE", "VARIATION", "REROLL"})
+# new-api's /submit/action accepts only these customId job parts; the rest (PicReader,
+# animate_*, ...) its distributor refuses (QuantumNous/new-api service/midjourney.go:77-134).
+_RELAY_ACTIONS = re.compile(
+    r"^MJ::(JOB::\w*(upsample|variation|pan|reroll)|Outpaint|CustomZoom|Inpaint)"
+)
+# C's per-user limits are checked where a job is created (SubmitController.cs:1195-1241);
+# modal and the legacy change never create one there.
+_NO_USER_LIMITS = frozenset({"modal", "change"})
 
 
 def _snake(key: str) -> str:
@@ -69,7 +78,7 @@ def _required_text(body: Mapping[str, Any], key: str) -> str:
     return value.strip()
 
 
-class Submitter:
+class Submitter(MediaEndpoints):
     """Handles the submit endpoints for one simulator."""
 
     def __init__(
@@ -102,7 +111,23 @@ class Submitter:
         if word is not None:
             raise Refusal("banned", properties={"promptEn": prompt, "bannedWord": word})
 
+    def _user_limits(self, endpoint: str) -> None:
+        """C's per-user limits: running / queued jobs of this user (here: of everyone)."""
+        options = self.options
+        if options.accent != "csharp" or endpoint in _NO_USER_LIMITS:
+            return
+        tasks = self.engine.tasks.values()
+        limits = (
+            (options.user_core_size, "并发数已达上限", {IN_PROGRESS}),
+            (options.user_queue_size, "队列数已达上限", {NOT_START, SUBMITTED}),
+        )
+        for limit, text, statuses in limits:
+            if limit is not None and sum(t.status in statuses for t in tasks) >= limit:
+                # -1 shape on every submit but imagine, which answers code 4 (:196-199).
+                raise Refusal("back_pressure", text, fail_shape=endpoint != "imagine")
+
     def _admit(self, task: SimTask, endpoint: str, body: Mapping[str, Any]) -> web.Response:
+        self._user_limits(endpoint)
         ahead = self.engine.admit(task)
         if ahead is None:
             raise Refusal("queue_full")
@@ -206,6 +231,10 @@ class Submitter:
         state, hook = self._common(body)
         task_id = _required_text(body, "taskId")
         custom_id = _required_text(body, "customId")
+        if self.options.accent == "relay" and not _RELAY_ACTIONS.match(custom_id):
+            raise Refusal(
+                "invalid", relay_description=f"unknown_action:{custom_id}", relay_gate=400
+            )
         return self._press(mode, task_id, custom_id, body, "action", state, hook)
 
     def _change(self, mode: str, body: Mapping[str, Any]) -> web.Response:
@@ -216,6 +245,9 @@ class Submitter:
         if action not in _CHANGE_ACTIONS:
             raise _invalid("action参数错误", "action_is_invalid")
         index = body.get("index")
+        if self.options.accent == "relay" and index in (None, 0):
+            # new-api refuses index 0 for every action, reroll included (mjproxy_handler.go:421).
+            raise _invalid("index参数错误", "index_is_required")
         if action != "REROLL" and (not isinstance(index, int) or not 1 <= index <= 4):
             raise _invalid("index参数错误", "index_is_invalid")
         parent = self._parent(task_id)
@@ -229,7 +261,8 @@ class Submitter:
     def _parent(self, task_id: str) -> SimTask:
         parent = self.engine.tasks.get(task_id)
         if parent is None:
-            raise Refusal("not_found", "关联任务不存在或已失效", "task_not_found")
+            # C: HTTP 404 with a code-3 body (SubmitController.cs:498-501).
+            raise Refusal("not_found", "关联任务不存在或已失效", "task_not_found", http_status=404)
         if parent.status != SUCCESS:
             raise _invalid("关联任务状态错误", "task_status_is_not_success")
         return parent
@@ -269,6 +302,10 @@ class Submitter:
             final_image=final_image,
         )
         task.extra.update(customId=custom_id, parentId=parent.id)
+        remix = body.get("enableRemix") is True and spec.remixable
+        if remix and not self.options.remix:
+            # C: the account has Remix off (TaskService.cs:1722-1755).
+            raise _invalid("当前账号不支持 remix，请开启 remix 功能", "remix_not_supported")
         if spec.modal or (self.options.remix and spec.remixable):
             self.engine.hold_in_modal(task)
             self.counters.accept(endpoint, body)
