@@ -78,3 +78,59 @@ async def test_simulate_rejects_bad_options():
     )
     assert result.returncode != 0
     assert b"more than 1" in result.stderr
+
+
+async def test_simulate_takes_the_real_server_options(session):
+    """The options that model the servers' source are reachable from the command line too.
+
+    A relay refreshing every 30 s shows a just-submitted task with status "" (new-api's record
+    before its first refresh); a disabled feature is refused; ids come as JSON numbers.
+    """
+    args = [
+        *_command(),
+        "simulate",
+        "--port",
+        "0",
+        "--accent",
+        "relay",
+        "--api-key",
+        "sk-cli",
+        "--relay-refresh",
+        "30",
+        "--disable",
+        "video",
+        "--numeric-ids",
+    ]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = await anyio.open_process(args, env=env)
+    try:
+        assert process.stdout is not None
+        with anyio.fail_after(15):
+            line = b""
+            while not line.endswith(b"\n"):
+                line += await process.stdout.receive(1)
+        base_url = line.decode().strip()
+        headers = {"Authorization": "Bearer sk-cli"}
+        async with session.post(
+            f"{base_url}/fast/mj/submit/imagine", json={"prompt": "a cat"}, headers=headers
+        ) as resp:
+            body = await resp.json()
+        assert body["code"] == 1 and isinstance(body["result"], int)
+        async with session.get(
+            f"{base_url}/fast/mj/task/{body['result']}/fetch", headers=headers
+        ) as resp:
+            task = await resp.json()
+        assert task["status"] == "" and task["progress"] == "0%"
+        async with session.post(
+            f"{base_url}/fast/mj/submit/video", json={"prompt": "a cat"}, headers=headers
+        ) as resp:
+            refused = await resp.read()
+        assert b'"code":1,' not in refused.replace(b" ", b"")
+        async with session.get(f"{base_url}/_sim/stats") as resp:
+            stats = await resp.json()
+        assert stats["accepted"] == 1 and stats["refused"] == {"disabled": 1}
+    finally:
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            code = await process.wait()
+    assert code == 0

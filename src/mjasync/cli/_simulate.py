@@ -16,7 +16,7 @@ from typing import cast
 import click
 
 from ..testing import FakeMidjourney, FaultRates, Faults
-from ..testing._sim_config import Accent, AuthScheme
+from ..testing._sim_config import FEATURES, Accent, AuthScheme
 
 __all__ = ["simulate"]
 
@@ -142,6 +142,29 @@ PROBABILITY = click.FloatRange(0.0, 1.0)
     "--relay-blank-status", default=0.0, help="Seconds a relay shows status '' after submit."
 )
 @click.option(
+    "--relay-refresh",
+    default=0.0,
+    help="Seconds between a relay's refreshes from upstream (new-api: 15); 0 answers live.",
+)
+@click.option(
+    "--admin-key",
+    "admin_keys",
+    multiple=True,
+    help="C: a key allowed to cancel (repeatable). Default: every key.",
+)
+@click.option(
+    "--disable",
+    "disabled",
+    type=click.Choice(FEATURES),
+    multiple=True,
+    help="A feature the operator turned off or sells no channel for (repeatable).",
+)
+@click.option("--relay-legacy", is_flag=True, help="A new-api build without video or edits.")
+@click.option("--server-version", default=None, help="The version the server reports.")
+@click.option("--user-core-size", type=int, default=None, help="C: running jobs per user.")
+@click.option("--user-queue-size", type=int, default=None, help="C: queued jobs per user.")
+@click.option("--numeric-ids", is_flag=True, help="Send task ids as JSON numbers.")
+@click.option(
     "--fault-on",
     type=click.Choice(["submit", "poll", "both"]),
     default="both",
@@ -198,6 +221,14 @@ def simulate(
     no_list_by_condition: bool,
     task_timeout: float | None,
     relay_blank_status: float,
+    relay_refresh: float,
+    admin_keys: tuple[str, ...],
+    disabled: tuple[str, ...],
+    relay_legacy: bool,
+    server_version: str | None,
+    user_core_size: int | None,
+    user_queue_size: int | None,
+    numeric_ids: bool,
     fault_on: str,
     fault_502: float,
     fault_429: float,
@@ -250,6 +281,14 @@ def simulate(
             list_by_condition=not no_list_by_condition,
             task_timeout=task_timeout,
             relay_blank_status=relay_blank_status,
+            relay_refresh=relay_refresh,
+            admin_keys=admin_keys or None,
+            disabled=disabled,
+            relay_legacy=relay_legacy,
+            server_version=server_version,
+            user_core_size=user_core_size,
+            user_queue_size=user_queue_size,
+            numeric_ids=numeric_ids,
             faults=faults,
             state_file=state_file,
         )
