@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
@@ -20,37 +22,30 @@ def _command() -> list[str]:
     return [sys.executable, "-c", "import sys, mjasync.cli; sys.exit(mjasync.cli.main())"]
 
 
-async def test_simulate_prints_its_url_and_serves(session):
-    args = [
-        *_command(),
-        "simulate",
-        "--port",
-        "0",
-        "--accent",
-        "relay",
-        "--api-key",
-        "sk-cli",
-        "--job-duration",
-        "0.02",
-        "--start-delay",
-        "0",
-        "--core-size",
-        "1",
-        "--queue-size",
-        "0",
-    ]
+@contextlib.asynccontextmanager
+async def _simulator(*options: str) -> AsyncIterator[str]:
+    """Start ``mjasync simulate --port 0 OPTIONS``; yield its URL; stop it with SIGINT (exit 0)."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = await anyio.open_process(args, env=env)
+    process = await anyio.open_process([*_command(), "simulate", "--port", "0", *options], env=env)
     try:
         assert process.stdout is not None
         with anyio.fail_after(15):
             line = b""
             while not line.endswith(b"\n"):
-                chunk = await process.stdout.receive(1)
-                line += chunk
-        base_url = line.decode().strip()
-        assert base_url.startswith("http://127.0.0.1:")
+                line += await process.stdout.receive(1)
+        yield line.decode().strip()
+    finally:
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(10):
+            code = await process.wait()
+    assert code == 0
 
+
+async def test_simulate_prints_its_url_and_serves(session):
+    options = ("--accent", "relay", "--api-key", "sk-cli", "--job-duration", "0.02")
+    sizes = ("--start-delay", "0", "--core-size", "1", "--queue-size", "0")
+    async with _simulator(*options, *sizes) as base_url:
+        assert base_url.startswith("http://127.0.0.1:")
         headers = {"Authorization": "Bearer sk-cli"}
         async with session.post(
             f"{base_url}/fast/mj/submit/imagine", json={"prompt": "a cat"}, headers=headers
@@ -64,11 +59,6 @@ async def test_simulate_prints_its_url_and_serves(session):
         async with session.get(f"{base_url}/_sim/stats") as resp:
             stats = await resp.json()
             assert stats["accepted"] == 1 and stats["refused"] == {"queue_full": 1}
-    finally:
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(10):
-            code = await process.wait()
-    assert code == 0
 
 
 async def test_simulate_rejects_bad_options():
@@ -86,30 +76,8 @@ async def test_simulate_takes_the_real_server_options(session):
     A relay refreshing every 30 s shows a just-submitted task with status "" (new-api's record
     before its first refresh); a disabled feature is refused; ids come as JSON numbers.
     """
-    args = [
-        *_command(),
-        "simulate",
-        "--port",
-        "0",
-        "--accent",
-        "relay",
-        "--api-key",
-        "sk-cli",
-        "--relay-refresh",
-        "30",
-        "--disable",
-        "video",
-        "--numeric-ids",
-    ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = await anyio.open_process(args, env=env)
-    try:
-        assert process.stdout is not None
-        with anyio.fail_after(15):
-            line = b""
-            while not line.endswith(b"\n"):
-                line += await process.stdout.receive(1)
-        base_url = line.decode().strip()
+    options = ("--accent", "relay", "--api-key", "sk-cli", "--relay-refresh", "30")
+    async with _simulator(*options, "--disable", "video", "--numeric-ids") as base_url:
         headers = {"Authorization": "Bearer sk-cli"}
         async with session.post(
             f"{base_url}/fast/mj/submit/imagine", json={"prompt": "a cat"}, headers=headers
@@ -129,8 +97,3 @@ async def test_simulate_takes_the_real_server_options(session):
         async with session.get(f"{base_url}/_sim/stats") as resp:
             stats = await resp.json()
         assert stats["accepted"] == 1 and stats["refused"] == {"disabled": 1}
-    finally:
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(10):
-            code = await process.wait()
-    assert code == 0
