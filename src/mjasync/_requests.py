@@ -533,14 +533,11 @@ class Video:
 
 
 @attrs.frozen(slots=True)
-class Edit:
-    """``/edits``: edit an image by a prompt (C also serves ``/edit``; new-api ``/edits``).
+class _PromptOnImage:
+    """A prompt applied to one image (``Edit`` and ``Retexture`` differ only in the route)."""
 
-    ``image`` is bytes, a ``pathlib.Path``, a data URL or an http(s) URL.
-    """
-
-    route: ClassVar[str] = "/mj/submit/edits"
-    kind: ClassVar[str] = "edit"
+    route: ClassVar[str]
+    kind: ClassVar[str]
 
     prompt: str = attrs.field(converter=check_prompt)
     image: str = attrs.field(converter=_required_image_or_url, repr=False)
@@ -563,30 +560,25 @@ class Edit:
 
 
 @attrs.frozen(slots=True)
-class Retexture:
-    """``/retexture``: keep an image's shapes, repaint its surfaces by a prompt (C only)."""
+class Edit(_PromptOnImage):
+    """``/edits``: edit an image by a prompt (C also serves ``/edit``; new-api ``/edits``).
+
+    ``image`` is bytes, a ``pathlib.Path``, a data URL or an http(s) URL.
+    """
+
+    route: ClassVar[str] = "/mj/submit/edits"
+    kind: ClassVar[str] = "edit"
+
+
+@attrs.frozen(slots=True)
+class Retexture(_PromptOnImage):
+    """``/retexture``: keep an image's shapes, repaint its surfaces by a prompt (C only).
+
+    ``image`` is bytes, a ``pathlib.Path``, a data URL or an http(s) URL.
+    """
 
     route: ClassVar[str] = "/mj/submit/retexture"
     kind: ClassVar[str] = "retexture"
-
-    prompt: str = attrs.field(converter=check_prompt)
-    image: str = attrs.field(converter=_required_image_or_url, repr=False)
-    account_filter: Mapping[str, Any] | None = attrs.field(
-        default=None,
-        kw_only=True,
-        repr=False,
-        validator=lambda _, __, value: _check_account_filter(value),
-    )
-    state: str | None = attrs.field(default=None, kw_only=True, converter=check_state)
-    notify_hook: str | None = attrs.field(default=None, kw_only=True, converter=check_notify_hook)
-
-    def sent_images(self) -> tuple[str, ...]:
-        """The images this request carries (checked against the client's size cap)."""
-        return _sent(self.image)
-
-    def to_body(self) -> dict[str, Any]:
-        """The JSON body for the submit route."""
-        return _filter_body({"prompt": self.prompt, "image": self.image}, self)
 
 
 @attrs.frozen(slots=True)
