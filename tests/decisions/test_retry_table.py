@@ -28,7 +28,13 @@ from mjasync import (
     TransportError,
     UnsupportedEndpointError,
 )
-from mjasync._wire.retry import backoff_delay, is_retryable, parse_retry_after, retry_delay
+from mjasync._wire.retry import (
+    backoff_delay,
+    is_retryable,
+    parse_retry_after,
+    refusal_delay,
+    retry_delay,
+)
 
 NAN, INF = math.nan, math.inf
 
@@ -62,6 +68,13 @@ POLICIES: list[tuple[str, dict[str, Any], type[Exception] | None, str]] = [
     ("jitter-above-1", {"jitter": 1.5}, ValueError, "jitter must be within 0..1, not 1.5"),
     ("jitter-below-0", {"jitter": -0.1}, ValueError, "not -0.1"),
     ("jitter-nan", {"jitter": NAN}, ValueError, "jitter must be within 0..1"),
+    ("zero-refusal-wait", {"refusal_wait": 0}, None, ""),
+    ("unbounded-refusal-wait", {"refusal_wait": INF}, None, ""),
+    ("zero-refusal-cap", {"refusal_max_delay": 0.0}, None, ""),
+    ("str-refusal-wait", {"refusal_wait": "900"}, TypeError, "refusal_wait must be a number"),
+    ("bool-refusal-cap", {"refusal_max_delay": True}, TypeError, "refusal_max_delay must be"),
+    ("negative-refusal-wait", {"refusal_wait": -1}, ValueError, "refusal_wait=-1"),
+    ("nan-refusal-cap", {"refusal_max_delay": NAN}, ValueError, "refusal_max_delay=nan"),
 ]
 
 
@@ -82,9 +95,16 @@ def test_retry_policy_settings(
 
 
 def test_retry_policy_defaults() -> None:
-    # Three retries of 0.5, 1, 2 s (x0.75-1 jitter), and at most a minute's Retry-After.
+    # Three retries of 0.5, 1, 2 s (x0.75-1 jitter), and at most a minute's Retry-After; a job
+    # refused as queue-full is resent for 15 minutes, at most 30 s apart.
     assert RetryPolicy() == RetryPolicy(
-        max_retries=3, base_delay=0.5, max_delay=8.0, jitter=0.25, max_retry_after=60.0
+        max_retries=3,
+        base_delay=0.5,
+        max_delay=8.0,
+        jitter=0.25,
+        max_retry_after=60.0,
+        refusal_wait=900.0,
+        refusal_max_delay=30.0,
     )
 
 
@@ -250,3 +270,53 @@ def test_retry_delay_with_retries_off_gives_up_at_once() -> None:
     off = RetryPolicy(max_retries=0)
     assert retry_delay(1, off, RateLimitError("x", retry_after=1.0), lambda: 0.0) is None
     assert retry_delay(0, off, ServerError("x"), lambda: 0.0) == off.base_delay * 0.75
+
+
+# -- refusal_delay: a job the server refused (queue full, 429) is resent until refusal_wait ----
+
+#: (id, policy, refusals so far, Retry-After, seconds waited since the first submit, random(),
+#: delay or None)
+REFUSAL_POLICY = RetryPolicy(base_delay=1.0, jitter=0.0, refusal_wait=100.0, refusal_max_delay=8.0)
+HALF_JITTER = RetryPolicy(base_delay=1.0, jitter=0.5, refusal_wait=100.0, refusal_max_delay=8.0)
+UNBOUNDED = RetryPolicy(base_delay=1.0, jitter=0.0, refusal_wait=INF, refusal_max_delay=INF)
+REFUSALS: list[tuple[str, RetryPolicy, int, float | None, float, float, float | None]] = [
+    ("first-refusal-base", REFUSAL_POLICY, 1, None, 0.0, 0.9, 1.0),
+    ("second-doubles", REFUSAL_POLICY, 2, None, 1.0, 0.9, 2.0),
+    ("third", REFUSAL_POLICY, 3, None, 3.0, 0.9, 4.0),
+    ("fourth", REFUSAL_POLICY, 4, None, 7.0, 0.9, 8.0),
+    ("fifth-capped-by-refusal-max-delay", REFUSAL_POLICY, 5, None, 15.0, 0.9, 8.0),
+    ("attempt-0-is-base", REFUSAL_POLICY, 0, None, 0.0, 0.0, 1.0),
+    ("negative-attempt-is-base", REFUSAL_POLICY, -2, None, 0.0, 0.0, 1.0),
+    ("attempt-1025-exponent-clamped", UNBOUNDED, 1025, None, 0.0, 0.0, 2.0**1023),
+    ("attempt-5000-no-overflow", UNBOUNDED, 5000, None, 0.0, 0.0, 2.0**1023),
+    ("jitter-half-random-0", HALF_JITTER, 3, None, 0.0, 0.0, 2.0),  # 4 * (1 - 0.5)
+    ("jitter-half-random-half", HALF_JITTER, 3, None, 0.0, 0.5, 3.0),  # 2 + 4 * 0.5 * 0.5
+    ("jitter-half-random-quarter", HALF_JITTER, 4, None, 0.0, 0.25, 5.0),  # 4 + 8 * 0.5 * 0.25
+    ("retry-after-wins", REFUSAL_POLICY, 1, 5.0, 0.0, 0.9, 5.0),
+    ("retry-after-not-capped", REFUSAL_POLICY, 2, 20.0, 10.0, 0.9, 20.0),
+    ("retry-after-zero", REFUSAL_POLICY, 3, 0.0, 50.0, 0.9, 0.0),
+    ("retry-after-ignores-jitter", HALF_JITTER, 1, 3.0, 0.0, 0.0, 3.0),
+    ("ends-exactly-at-refusal-wait", REFUSAL_POLICY, 3, None, 96.0, 0.9, 4.0),
+    ("would-end-past-refusal-wait", REFUSAL_POLICY, 3, None, 96.5, 0.9, None),
+    ("already-past-refusal-wait", REFUSAL_POLICY, 9, None, 120.0, 0.9, None),
+    ("retry-after-past-refusal-wait", REFUSAL_POLICY, 2, 30.0, 80.0, 0.9, None),
+    ("retry-after-ends-at-refusal-wait", REFUSAL_POLICY, 2, 30.0, 70.0, 0.9, 30.0),
+    ("zero-refusal-wait-gives-up", RetryPolicy(refusal_wait=0.0), 1, None, 0.0, 0.0, None),
+    ("zero-refusal-wait-retry-after-0", RetryPolicy(refusal_wait=0.0), 1, 0.0, 0.0, 0.0, 0.0),
+]
+
+
+@pytest.mark.parametrize(
+    ("policy", "attempt", "retry_after", "waited", "rand", "delay"),
+    [row[1:] for row in REFUSALS],
+    ids=[row[0] for row in REFUSALS],
+)
+def test_refusal_delay(
+    policy: RetryPolicy,
+    attempt: int,
+    retry_after: float | None,
+    waited: float,
+    rand: float,
+    delay: float | None,
+) -> None:
+    assert refusal_delay(attempt, policy, retry_after, waited, lambda: rand) == delay
