@@ -231,6 +231,93 @@ def test_next_poll_interval(
     assert got == pytest.approx(wait, rel=1e-12)
 
 
+#: (id, settings, status, changed, quiet rounds, sure time left, seconds to wait): an estimate
+#: that is sure (both readings seen soon after the look before, or the time other jobs of the
+#: mode took; see expected_time_left) is met rather than kept within [interval, max_interval].
+SURE: list[tuple[str, PollSettings, TaskStatus, bool, int, float, float]] = [
+    # Far (more than two max_intervals away): a look halfway, at most every push_interval.
+    ("sure-far-capped-by-push-interval", BASE, S.IN_PROGRESS, True, 0, 60.0, 10.0),
+    ("sure-halfway", BASE, S.IN_PROGRESS, True, 0, 12.0, 6.0),
+    ("sure-just-over-two-max-intervals-is-far", BASE, S.IN_PROGRESS, False, 3, 8.5, 4.25),
+    # Near: at the expected end, a quarter interval late.
+    ("sure-exactly-two-max-intervals-is-near", BASE, S.IN_PROGRESS, True, 0, 8.0, 8.25),
+    ("sure-near", BASE, S.IN_PROGRESS, True, 0, 5.0, 5.25),
+    ("sure-near-while-quiet", BASE, S.IN_PROGRESS, False, 5, 3.0, 3.25),
+    ("sure-under-a-second", BASE, S.IN_PROGRESS, False, 2, 0.5, 0.75),
+    ("sure-a-hair-before", BASE, S.IN_PROGRESS, False, 2, 0.01, 0.26),
+    # Due now or overdue by up to max_interval: every interval, however quiet it was ...
+    ("sure-due-now", BASE, S.IN_PROGRESS, False, 2, 0.0, 1.0),
+    ("sure-overdue", BASE, S.IN_PROGRESS, False, 2, -3.0, 1.0),
+    ("sure-overdue-by-exactly-max-interval", BASE, S.IN_PROGRESS, False, 2, -4.0, 1.0),
+    # ... longer overdue: the estimate was wrong; the usual back-off.
+    ("sure-overdue-by-more-quiet", BASE, S.IN_PROGRESS, False, 2, -4.01, 2.25),
+    ("sure-long-overdue-quiet", BASE, S.IN_PROGRESS, False, 3, -5.0, 3.375),
+    ("sure-long-overdue-changed", BASE, S.IN_PROGRESS, True, 0, -5.0, 1.0),
+    # Only a running task is met; a sure estimate does not apply to others.
+    ("sure-queued", BASE, S.NOT_START, False, 0, 5.0, 2.0),
+    ("sure-modal", BASE, S.MODAL, False, 2, 5.0, 2.25),
+]
+
+
+@pytest.mark.parametrize(
+    ("settings", "status", "changed", "quiet", "left", "wait"),
+    [row[1:] for row in SURE],
+    ids=[row[0] for row in SURE],
+)
+def test_next_poll_interval_meets_a_sure_end(
+    settings: PollSettings,
+    status: TaskStatus,
+    changed: bool,
+    quiet: int,
+    left: float,
+    wait: float,
+) -> None:
+    got = next_poll_interval(
+        settings,
+        status,
+        changed=changed,
+        quiet_rounds=quiet,
+        push_healthy=False,
+        time_left=left,
+        sure=True,
+    )
+    assert got == pytest.approx(wait, rel=1e-12)
+
+
+def test_a_sure_estimate_is_not_met_while_pushes_arrive() -> None:
+    got = next_poll_interval(
+        BASE,
+        S.IN_PROGRESS,
+        changed=True,
+        quiet_rounds=0,
+        push_healthy=True,
+        time_left=5.0,
+        sure=True,
+    )
+    assert got == 10.0
+
+
+#: (id, status, quiet rounds, seconds to wait): waiting tasks back off from twice the interval,
+#: by 1.5 a quiet round for eight rounds (WIDE: max_interval 100 never caps it here).
+WAITING_BACK_OFF: list[tuple[str, TaskStatus, int, float]] = [
+    ("waiting-back-off-7", S.NOT_START, 7, 2 * 1.5**7),
+    ("waiting-back-off-8", S.NOT_START, 8, 2 * 1.5**8),
+    ("waiting-back-off-stops-at-8", S.NOT_START, 9, 2 * 1.5**8),
+    ("submitted-back-off-stops-at-8", S.SUBMITTED, 30, 2 * 1.5**8),
+    ("N-blank-status-back-off-stops-at-8", S.UNKNOWN, 30, 2 * 1.5**8),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "quiet", "wait"),
+    [row[1:] for row in WAITING_BACK_OFF],
+    ids=[row[0] for row in WAITING_BACK_OFF],
+)
+def test_waiting_back_off_stops_growing(status: TaskStatus, quiet: int, wait: float) -> None:
+    got = next_poll_interval(WIDE, status, changed=False, quiet_rounds=quiet, push_healthy=False)
+    assert got == pytest.approx(wait, rel=1e-12)
+
+
 def test_next_poll_interval_without_an_estimate_argument() -> None:
     # time_left defaults to "no estimate": quiet back-off, not an instant poll.
     got = next_poll_interval(BASE, S.IN_PROGRESS, changed=False, quiet_rounds=2, push_healthy=False)
@@ -500,6 +587,9 @@ EXPECTED_EXTRA: list[
     # No look between the first reading and the change: from when it was seen, not sure.
     ("no-look-between", (2.0, 10), 60, (0.0, 7.0), 7.0, None, 0.5, (4.0, False)),
     ("look-at-first-sight", (2.0, 10), 60, (2.0, 7.0), 7.0, None, 0.5, (4.0, False)),
+    # Even a sharp window does not date the change when it opened at the first reading itself:
+    # its middle would halve the time the progress took. From when it was seen, not sure.
+    ("sharp-window-at-first-sight", (2.0, 10), 60, (2.0, 2.4), 3.0, None, 0.5, (-0.28, False)),
     ("look-just-after-first", (2.0, 10), 60, (2.1, 2.5), 3.0, None, 0.5, (-0.46, True)),
     # A window exactly `sharp` wide is sharp: its middle gives the rate.
     ("exactly-sharp", (0.0, 0), 50, (4.5, 5.0), 5.0, 30.0, 0.5, (4.5, True)),
