@@ -22,6 +22,8 @@ from mjasync._validation import (
     check_bot_type,
     check_custom_id,
     check_dimensions,
+    check_language,
+    check_media_url,
     check_notify_hook,
     check_prompt,
     check_seconds,
@@ -30,7 +32,9 @@ from mjasync._validation import (
     check_timeout,
     data_url_size,
     image_data_url,
+    image_or_url,
     sniff_image_type,
+    video_data_url,
 )
 
 NAN, INF = math.nan, math.inf
@@ -157,6 +161,26 @@ TEXT: list[tuple[str, Any, Any]] = [
         "dimensions-int",
         lambda: check_dimensions(3),
         Fails(TypeError, "dimensions must be a str, not int"),
+    ),
+    # describe's language (C's DescribeDTO): a tag, two or three letters and a subtag of 2-8.
+    ("language-none", lambda: check_language(None), None),
+    ("language-en", lambda: check_language("en"), "en"),
+    ("language-zh-cn-padded", lambda: check_language(" zh_cn "), "zh_cn"),
+    ("language-three-letters-dash", lambda: check_language("yue-Hant"), "yue-Hant"),
+    ("language-subtag-8", lambda: check_language("zh_abcdefgh"), "zh_abcdefgh"),
+    (
+        "language-subtag-9",
+        lambda: check_language("zh_abcdefghi"),
+        Fails(ValueError, "language must be a tag like 'en' or 'zh_cn', not 'zh_abcdefghi'"),
+    ),
+    ("language-one-letter", lambda: check_language("e"), Fails(ValueError, "not 'e'")),
+    ("language-word", lambda: check_language("english"), Fails(ValueError, "a tag like")),
+    ("language-subtag-1", lambda: check_language("zh_c"), Fails(ValueError, "a tag like")),
+    ("language-blank", lambda: check_language("  "), Fails(ValueError, "not '  '")),
+    (
+        "language-int",
+        lambda: check_language(5),
+        Fails(TypeError, "language must be a str or None, not int"),
     ),
 ]
 
@@ -428,6 +452,198 @@ IMAGES: list[tuple[str, Any, dict[str, Any], Any]] = [
 @pytest.mark.parametrize(("image", "kwargs", "outcome"), [r[1:] for r in IMAGES], ids=_ids(IMAGES))
 def test_image_data_url(image: Any, kwargs: dict[str, Any], outcome: Any) -> None:
     expect(lambda: image_data_url(image, **kwargs), outcome)
+
+
+# -- images or URLs (C takes an http(s) URL where it takes an image; the server fetches it) ------
+
+URL = "https://cdn.example/cat.png"
+
+#: (id, call, outcome)
+MEDIA_URLS: list[tuple[str, Any, Any]] = [
+    ("url-https", lambda: check_media_url(URL), URL),
+    (
+        "url-http-port",
+        lambda: check_media_url("http://127.0.0.1:9/a.png"),
+        "http://127.0.0.1:9/a.png",
+    ),
+    ("url-upper-scheme", lambda: check_media_url("HTTPS://cdn.example/a"), "HTTPS://cdn.example/a"),
+    (
+        "url-2048-chars",
+        lambda: check_media_url("https://h/" + "x" * 2038),
+        "https://h/" + "x" * 2038,
+    ),
+    (
+        "url-2049-chars",
+        lambda: check_media_url("https://h/" + "x" * 2039),
+        Fails(ValueError, "image URL is 2049 characters; the limit is 2048"),
+    ),
+    (
+        "url-ftp",
+        lambda: check_media_url("ftp://cdn.example/a.png"),
+        Fails(ValueError, "image must be an http(s) URL, not 'ftp://cdn.example/a.png'"),
+    ),
+    ("url-no-host", lambda: check_media_url("https:///a.png"), Fails(ValueError, "http(s) URL")),
+    ("url-scheme-only", lambda: check_media_url("https://"), Fails(ValueError, "http(s) URL")),
+    ("url-space", lambda: check_media_url("https://h/a b.png"), Fails(ValueError, "http(s) URL")),
+    ("url-newline", lambda: check_media_url(URL + "\n"), Fails(ValueError, "http(s) URL")),
+    ("url-no-scheme", lambda: check_media_url("cdn.example/a"), Fails(ValueError, "http(s) URL")),
+    (
+        "url-int",
+        lambda: check_media_url(5),
+        Fails(TypeError, "image URL must be a str, not int"),
+    ),
+    (
+        "url-named",
+        lambda: check_media_url("https://", what="endImage"),
+        Fails(ValueError, "endImage must be an http(s) URL, not 'https://'"),
+    ),
+    (
+        "url-named-length",
+        lambda: check_media_url("https://h/" + "x" * 2039, what="video"),
+        Fails(ValueError, "video URL is 2049 characters"),
+    ),
+    ("url-named-type", lambda: check_media_url(None, what="video"), Fails(TypeError, "video URL")),
+    # image_or_url: an http(s) str goes to the server as it is; anything else is an image.
+    ("either-https", lambda: image_or_url(URL), URL),
+    ("either-http", lambda: image_or_url("http://h.example/a"), "http://h.example/a"),
+    ("either-png-bytes", lambda: image_or_url(PNG), b64(PNG)),
+    ("either-data-url", lambda: image_or_url(b64(PNG)), b64(PNG)),
+    (
+        "either-path-as-str",
+        lambda: image_or_url("cat.png"),
+        Fails(TypeError, "image given as a str"),
+    ),
+    (
+        "either-int",
+        lambda: image_or_url(5),
+        Fails(TypeError, "image must be bytes, a pathlib.Path or a data: URL str, not int"),
+    ),
+    (
+        "either-bad-url",
+        lambda: image_or_url("https://"),
+        Fails(ValueError, "image must be an http(s) URL, not 'https://'"),
+    ),
+    ("either-url-long", lambda: image_or_url("http://h/" + "x" * 2040), Fails(ValueError, "2049")),
+    (
+        "either-bytes-over-max",
+        lambda: image_or_url(PNG + b"\x00", max_bytes=len(PNG)),
+        Fails(ValueError, "image is 17 bytes; the limit is 16"),
+    ),
+    ("either-bytes-at-max", lambda: image_or_url(PNG, max_bytes=len(PNG)), b64(PNG)),
+    (
+        "either-default-cap-10-MiB",
+        lambda: image_or_url(PNG + b"\x00" * (DEFAULT_MAX_IMAGE_BYTES - len(PNG) + 1)),
+        Fails(ValueError, "the limit is 10,485,760"),
+    ),
+    (
+        "either-named-url",
+        lambda: image_or_url("https://", what="images[2]"),
+        Fails(ValueError, "images[2] must be an http(s) URL"),
+    ),
+    (
+        "either-named-image",
+        lambda: image_or_url(b"text", what="images[2]"),
+        Fails(ValueError, "images[2] is not a PNG"),
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "outcome"), [r[1:] for r in MEDIA_URLS], ids=_ids(MEDIA_URLS))
+def test_media_urls(call: Any, outcome: Any) -> None:
+    expect(call, outcome)
+
+
+# -- videos (C's /mj/insight-face/video-swap target): an .mp4, told by its "ftyp" box -----------
+
+MP4 = b"\x00\x00\x00\x18ftypmp42"  # 12 bytes: a box size, then the type "ftyp", then a brand
+
+#: (id, video, keyword arguments, outcome: the data URL, or a refusal)
+VIDEOS: list[tuple[str, Any, dict[str, Any], Any]] = [
+    ("mp4-bytes", MP4, {}, b64(MP4, "video/mp4")),
+    ("mp4-bytearray", bytearray(MP4 + b"moov"), {}, b64(MP4 + b"moov", "video/mp4")),
+    ("mp4-memoryview", memoryview(MP4), {}, b64(MP4, "video/mp4")),
+    ("mp4-12-bytes-is-enough", MP4[:12], {}, b64(MP4, "video/mp4")),
+    (
+        "mp4-11-bytes",
+        MP4[:11],
+        {},
+        Fails(ValueError, "video is not an MP4 video (the server takes .mp4 only)"),
+    ),
+    ("ftyp-a-byte-late", b"\x00" + MP4, {}, Fails(ValueError, "not an MP4")),
+    ("ftyp-a-byte-early", MP4[1:] + b"\x00", {}, Fails(ValueError, "not an MP4")),
+    ("ftyp-upper-case", MP4.replace(b"ftyp", b"FTYP"), {}, Fails(ValueError, "not an MP4")),
+    ("png-is-not-a-video", PNG, {}, Fails(ValueError, "not an MP4")),
+    ("video-empty", b"", {}, Fails(ValueError, "video is empty")),
+    ("video-exactly-max", MP4, {"max_bytes": 12}, b64(MP4, "video/mp4")),
+    (
+        "video-over-max",
+        MP4 + b"\x00",
+        {"max_bytes": 12},
+        Fails(ValueError, "video is 13 bytes; the limit is 12 (raise it with Client("),
+    ),
+    (
+        "video-url-str",
+        "https://cdn.example/a.mp4",
+        {},
+        Fails(TypeError, "video must be bytes, a pathlib.Path or an http(s) URL, not str"),
+    ),
+    ("video-int", 5, {}, Fails(TypeError, "not int")),
+    ("named-empty", b"", {"what": "target"}, Fails(ValueError, "target is empty")),
+    ("named-type", None, {"what": "target"}, Fails(TypeError, "target must be bytes")),
+    ("named-size", MP4, {"what": "target", "max_bytes": 1}, Fails(ValueError, "target is 12")),
+    ("named-magic", PNG, {"what": "target"}, Fails(ValueError, "target is not an MP4")),
+]
+
+
+@pytest.mark.parametrize(("video", "kwargs", "outcome"), [r[1:] for r in VIDEOS], ids=_ids(VIDEOS))
+def test_video_data_url(video: Any, kwargs: dict[str, Any], outcome: Any) -> None:
+    kwargs.setdefault("max_bytes", DEFAULT_MAX_IMAGE_BYTES)
+    expect(lambda: video_data_url(video, **kwargs), outcome)
+
+
+def test_video_file(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(MP4)
+    assert video_data_url(path, max_bytes=12) == b64(MP4, "video/mp4")
+    not_mp4 = tmp_path / "clip.png"
+    not_mp4.write_bytes(PNG)
+    with pytest.raises(ValueError) as info:
+        video_data_url(not_mp4, max_bytes=100)
+    assert str(info.value).startswith("video is not an MP4 video")
+
+
+def test_video_file_over_the_cap_is_refused_by_its_size_before_reading(tmp_path: Path) -> None:
+    path = tmp_path / "big.mp4"
+    with path.open("wb") as f:  # sparse: 1 GiB on paper, never read
+        f.write(MP4)
+        f.truncate(2**30)
+    with pytest.raises(ValueError) as info:
+        video_data_url(path, max_bytes=100, what="target")
+    assert str(info.value) == (
+        f"target {path} is 1,073,741,824 bytes; the limit is 100 "
+        "(raise it with Client(max_image_bytes=...))"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("missing.mp4", "No such file or directory"), (".", "Is a directory")],
+    ids=["missing-file", "a-directory"],
+)
+def test_unreadable_video_file(tmp_path: Path, name: str, words: str) -> None:
+    path = tmp_path / name
+    with pytest.raises(ValueError) as info:
+        video_data_url(path, max_bytes=DEFAULT_MAX_IMAGE_BYTES)
+    assert f"cannot read video {path}: {words}" == str(info.value)
+
+
+def test_an_image_file_or_url(tmp_path: Path) -> None:
+    path = tmp_path / "cat.png"
+    path.write_bytes(PNG)
+    assert image_or_url(path) == b64(PNG)
+    with pytest.raises(ValueError) as info:
+        image_or_url(path, max_bytes=15, what="start frame")
+    assert str(info.value).startswith(f"start frame {path} is 16 bytes; the limit is 15")
 
 
 def test_image_at_the_default_cap_is_accepted() -> None:
