@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import logging
 import random
-from asyncio import get_running_loop
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
 from typing import Any, Literal
@@ -90,12 +89,6 @@ Source = Literal["submit", "poll", "push"]
 #: Submit POSTs sent at once per client. More would only wait in aiohttp's pool of 100
 #: connections, each waiting request holding its own coroutine and buffers.
 POSTS_AT_ONCE = 100
-
-
-def _now() -> float:
-    # The event loop's clock, without anyio's per-call backend lookup (aiohttp ties us to
-    # asyncio): the engine reads it for every observation.
-    return get_running_loop().time()
 
 
 @attrs.define
@@ -283,7 +276,7 @@ class JobEngine:
             if slot is not None and existing.slot is not slot:
                 self.release_unused(slot)  # the task already holds a slot of its own
             return existing
-        now = _now()
+        now = anyio.current_time()
         watch = Watch(task_id=task_id, mode=mode, request=request, slot=slot, initial=initial)
         watch.last_change = watch.seen_at = now
         if status is not None:
@@ -578,7 +571,7 @@ class JobEngine:
     async def _submit_absorbing_refusals(
         self, route: str, body: Mapping[str, Any], mode: str | None, ahead: bool = False
     ) -> Submission:
-        started = _now()
+        started = anyio.current_time()
         attempt = 0
         while True:
             try:
@@ -588,7 +581,7 @@ class JobEngine:
                 self._submit_outcome(mode, "refused")
                 await self.limiter.feedback(mode, "refused")
                 attempt += 1
-                waited = _now() - started
+                waited = anyio.current_time() - started
                 delay = refusal_delay(
                     attempt, self.retry, refusal.retry_after, waited, self._random
                 )
@@ -716,7 +709,7 @@ class JobEngine:
     ) -> bool:
         """Apply an observation of ``watch`` (see :meth:`observe`)."""
         try:
-            return self._apply(watch, payload, source, _now() if now is None else now)
+            return self._apply(watch, payload, source, anyio.current_time() if now is None else now)
         except Exception as exc:
             self.fail(
                 watch,
