@@ -293,7 +293,6 @@ class Transport:
         redacted = self.redacted_key
         return self._spelled.sub(lambda _: redacted, text)
 
-
     def _headers(self, auth: AuthOverride | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         scheme = self.auth if auth is None else auth
