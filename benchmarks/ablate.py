@@ -1,7 +1,7 @@
 """What each optimisation buys at user scale: mjasync with one of them switched off, side by side.
 
     python -m benchmarks.ablate                       # N = 1,000 (CPU) and 10,000 (memory), 3 pairs
-    python -m benchmarks.ablate --sizes 1000 --pairs 5 --variants clock,pooled
+    python -m benchmarks.ablate --sizes 1000 --pairs 5 --variants compact,pooled
 
 Each variant runs ``benchmarks.mjasync_run`` in its own process with one optimisation undone
 by a patch applied before the run (nothing in the library knows about this), interleaved with
@@ -12,10 +12,8 @@ absence costs measurably more than the run-to-run noise (printed as the baseline
 
 Variants:
   compact   Task.raw keeps the decoded dict instead of compact JSON decoded on first read
-  intern    button labels and emoji are not interned
   referee   orjson's answers are not checked against the standard library's
   orjson    the `speed` extra is absent (the standard library decodes everything)
-  clock     the engine reads anyio.current_time() instead of the loop's clock directly
   pooled    gather's submitters POST through a background task each (as submit() does)
 """
 
@@ -33,7 +31,7 @@ from typing import Any
 from ._sim import Simulator, child_env, warm_bytecode
 
 HERE = Path(__file__).resolve().parent
-VARIANTS = ("compact", "intern", "referee", "orjson", "clock", "pooled")
+VARIANTS = ("compact", "referee", "orjson", "pooled")
 
 
 def apply(variant: str) -> None:
@@ -41,10 +39,8 @@ def apply(variant: str) -> None:
     if variant == "orjson":
         sys.modules["orjson"] = None  # type: ignore[assignment]  # import now fails
         return
-    import anyio
-
     from mjasync import _converter, _json
-    from mjasync._jobs import engine, poller
+    from mjasync._jobs import engine
 
     if variant == "compact":
 
@@ -52,8 +48,6 @@ def apply(variant: str) -> None:
             self._json, self._data = b"", dict(payload)
 
         _converter.CompactPayload.__init__ = keep_decoded  # type: ignore[method-assign]
-    elif variant == "intern":
-        _converter._label = lambda value: value if type(value) is str else _converter._text(value)
     elif variant == "referee":
         _json._float_id = lambda value: False
 
@@ -61,9 +55,6 @@ def apply(variant: str) -> None:
             return bytes(memoryview(_json._orjson_dumps(value)))
 
         _converter.dumps = plain_dumps
-    elif variant == "clock":
-        engine._now = anyio.current_time
-        poller._now = anyio.current_time
     elif variant == "pooled":
         start = engine.JobEngine.start
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Callable, Iterator, KeysView, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -120,9 +119,7 @@ def _text(value: object, _: object = None) -> str:
 
 
 def _label(value: object) -> str:
-    # Labels and emoji repeat on every task ("U1", "V4", "🔄"): one shared copy of each.
-    text = value if type(value) is str else _text(value)
-    return sys.intern(text) if len(text) <= 32 else text
+    return value if type(value) is str else _text(value)
 
 
 def _optional_int(value: object, _: object = None) -> int | None:

@@ -15,6 +15,7 @@ import json
 import aiohttp
 import anyio
 import pytest
+from aiohttp import web
 
 import mjasync
 
@@ -167,3 +168,38 @@ async def test_a_deep_push_is_refused_and_the_job_goes_on(server: HostileServer)
             task = await job.result()
     assert task.status is mjasync.TaskStatus.SUCCESS
     assert receiver.statistics().rejected_by_reason == {"bad_json": 3}
+
+
+async def test_one_ids_bare_404_does_not_close_a_route_that_serves_others(
+    server: HostileServer,
+) -> None:
+    """A bodyless 404 for one task id is that task's miss once the route has served others.
+
+    Found by ``test_wire_fuzz``: a server without list-by-condition (polls fall back to one
+    fetch per task) that answered 404 with no body for one id made the client remember the
+    whole fetch route as missing, and every other job polled through it failed with
+    ``UnsupportedEndpointError``. B's 404 is let out first, so it arrives before A's answer
+    has proved the route.
+    """
+    server.on("POST", "/mj-fast/mj/submit/imagine", submit_ids(A, B))
+    b_answered = anyio.Event()
+
+    async def fetch(request: web.Request, seen: object) -> web.StreamResponse:
+        if request.path.split("/")[-2] == B:
+            b_answered.set()
+            return web.Response(status=404)
+        with anyio.fail_after(5):
+            await b_answered.wait()
+        return web.Response(body=task_json(A), content_type="application/json")
+
+    server.on("GET", r"/mj-fast/mj/task/\d+/fetch", fetch)
+    async with mjasync.Client(server.url, KEY, **FAST) as client:  # type: ignore[arg-type]
+        job_a = await client.submit(mjasync.Imagine("a"))
+        job_b = await client.submit(mjasync.Imagine("b"))
+        with anyio.fail_after(10):
+            task_a = await job_a.result()
+        with pytest.raises(mjasync.NotFoundError):
+            await client.fetch(B)  # the route served A: this 404 is B's, not the route's
+        assert not job_b.done or not isinstance(job_b.outcome(), mjasync.UnsupportedEndpointError)
+        await job_b.cancel()
+    assert task_a.status is mjasync.TaskStatus.SUCCESS

@@ -28,7 +28,7 @@ import anyio
 import attrs
 import pytest
 from aiohttp import web
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import mjasync
@@ -255,6 +255,18 @@ async def outcome(call: Any) -> object:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(script=SCRIPTS)
+# Once found: with no list-by-condition, one id's bare 404 closed the fetch route for all jobs.
+@example(
+    script=Script(
+        submit=(200, b""),
+        first_rounds=[(404, b"")],
+        ride_along=1,
+        bad_items=['{"id": "1000000000000002", "status": "SUCCESS"}'],
+        noise=[],
+        fetch=(404, b""),
+        pushes=[],
+    )
+)
 async def test_no_answer_crashes_the_client(script: Script) -> None:
     # A bound for a hung example, so that it fails with its draw instead of hanging CI.
     with real_stack(), errors_logged() as errors, anyio.fail_after(60):

@@ -13,6 +13,7 @@ from .._errors import MjError, TaskError, TaskTimeoutError
 from .._models import Task, TaskStatus
 from .._validation import check_timeout
 from .events import EventQueue, ProgressEvent
+from .outcomes import result_of
 from .watch import Watch
 
 if TYPE_CHECKING:
@@ -82,8 +83,6 @@ class Job:
             RuntimeError: the job has not finished (check :attr:`done`, or await
                 :meth:`result`).
         """
-        from .engine import result_of
-
         return result_of(self._watch)
 
     def add_done_callback(self, callback: Callable[[Job], None]) -> None:

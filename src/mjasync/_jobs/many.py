@@ -22,9 +22,11 @@ import anyio
 
 from .._errors import LimiterError, MjError, TaskError
 from .._models import Task, TaskStatus
-from .engine import POSTS_AT_ONCE, JobEngine, result_of
+from .engine import JobEngine
 from .events import ProgressEvent
 from .job import Job
+from .outcomes import result_of
+from .submitting import POSTS_AT_ONCE
 from .watch import Watch
 
 __all__ = ["EventMerger", "follow_ids", "gather_jobs", "stream_jobs"]

@@ -16,7 +16,6 @@ following progress extrapolations, and nothing rides along early.
 from __future__ import annotations
 
 import logging
-from asyncio import get_running_loop
 from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -55,10 +54,6 @@ if TYPE_CHECKING:
 __all__ = ["Poller"]
 
 log = logging.getLogger("mjasync")
-
-
-def _now() -> float:
-    return get_running_loop().time()
 
 
 #: Change windows kept per mode for finding a refresh cadence.
@@ -125,7 +120,7 @@ class Poller:
 
     def hurry(self, watch: Watch) -> None:
         """Poll ``watch`` in the next round, and start that round now."""
-        watch.due = _now()
+        watch.due = anyio.current_time()
         self._wake(mode_key(watch.mode))
 
     def _wake(self, key: str) -> None:
@@ -145,7 +140,7 @@ class Poller:
                 await wake.wait()
                 continue
             try:
-                now = _now()
+                now = anyio.current_time()
                 if now >= next_stall_check:  # a scan of every watch: once an interval is plenty
                     self._check_stalls(group.values(), now)
                     next_stall_check = now + settings.interval
@@ -167,7 +162,7 @@ class Poller:
             if not group:
                 continue
             next_due = min(w.due for w in group.values())
-            delay = max(0.0, min(next_due - _now(), settings.interval))
+            delay = max(0.0, min(next_due - anyio.current_time(), settings.interval))
             if delay > 0 and not wake.is_set():
                 with anyio.move_on_after(delay):
                     await wake.wait()
@@ -191,14 +186,14 @@ class Poller:
         ids = [w.task_id for w in due]
         seen: set[str] = set()
         group = engine.group(mode_key(mode))
-        sent = _now()
+        sent = anyio.current_time()
         changes: list[tuple[float, str]] = []  # (seen unchanged at, task id) of changed tasks
         sharp = 2 * self._settings.interval  # a change seen this soon is dated closely
 
         def take(payloads: list[Any]) -> None:
             # Applied chunk by chunk as answers arrive, so a big round never holds every
             # decoded payload at once.
-            now = _now()
+            now = anyio.current_time()
             for payload in payloads:
                 if type(payload) is not dict and not isinstance(payload, Mapping):  # dict: fast
                     continue
@@ -235,12 +230,12 @@ class Poller:
             return
         except MjError as exc:
             log.warning("poll of %d task(s) failed after retries: %s", len(ids), exc)
-            later = _now() + self._settings.max_interval
+            later = anyio.current_time() + self._settings.max_interval
             for watch in due:
                 watch.due = later
             return
         engine.settle(mode)
-        self._learn(pace, changes, _now())
+        self._learn(pace, changes, anyio.current_time())
         self._pace(due, seen, pace, mode)
 
     def _learn(self, pace: _Pace, changes: list[tuple[float, str]], received: float) -> None:
@@ -284,7 +279,7 @@ class Poller:
 
     def _pace(self, due: list[Watch], seen: set[str], pace: _Pace, mode: str | None) -> None:
         settings = self._settings
-        now = _now()
+        now = anyio.current_time()
         cadence = pace.cadence
         meet = None if cadence is None else refresh_due(settings, cadence, now, missed=pace.missed)
         if cadence is None and pace.probes is None and any(w.blank for w in due):

@@ -108,6 +108,10 @@ class WireAPI:
         self._no_list: set[str] = set()  # modes whose server lacks list-by-condition
         # mode key -> route template -> the error the server gave: asked once per mode.
         self._unsupported: dict[str, dict[str, UnsupportedEndpointError]] = {}
+        # (mode key, route template) that answered once: the route exists, so a later
+        # "no such route" answer is about that one request (a hostile or odd server's 404 for
+        # one task id must not end every job that polls through the route).
+        self._served: set[tuple[str, str]] = set()
 
     # -- endpoints the server lacks --------------------------------------------------------
 
@@ -139,6 +143,25 @@ class WireAPI:
     ) -> None:
         self._unsupported.setdefault(mode_key(mode), {})[route] = error
 
+    def _route_served(self, route: str, mode: str | None) -> None:
+        key = mode_key(mode)
+        self._served.add((key, route))
+        self._unsupported.get(key, {}).pop(route, None)  # an answer proved it exists
+
+    def _not_the_route(
+        self, route: str, mode: str | None, error: UnsupportedEndpointError
+    ) -> MjError:
+        """What a "no such route" answer is: the route's absence, or (once it served) one miss."""
+        if (mode_key(mode), route) not in self._served:
+            self._remember_unsupported(route, mode, error)
+            return error
+        return NotFoundError(
+            f"{error.description} (the route served other requests: taken as this one's miss)",
+            http_status=error.http_status,
+            method=error.method,
+            path=error.path,
+        )
+
     async def _send(
         self,
         method: str,
@@ -150,14 +173,17 @@ class WireAPI:
         timeout: float | None = None,
         max_bytes: int | None = None,
         template: str | None = None,
+        ask_anyway: bool = False,
     ) -> object:
         """One read request with retries; returns the interpreted payload.
 
         ``template`` is the route with ``{id}`` for the task id: the key under which a
-        missing route is remembered for this mode (and not asked again).
+        missing route is remembered for this mode (and not asked again, unless
+        ``ask_anyway``: the poller's fetches, whose answer may prove the route exists).
         """
         template = template or route
-        self.check_supported(template, mode)
+        if not ask_anyway:
+            self.check_supported(template, mode)
         attempt = 0
         while True:
             self.counters.requests += 1
@@ -165,10 +191,12 @@ class WireAPI:
                 resp = await self.transport.request(
                     method, route, mode=mode, json_body=body, timeout=timeout, max_bytes=max_bytes
                 )
-                return interpret(resp, kind)
+                payload = interpret(resp, kind)
             except UnsupportedEndpointError as exc:
-                self._remember_unsupported(template, mode, exc)
-                raise
+                error = self._not_the_route(template, mode, exc)
+                if error is exc:
+                    raise
+                raise error from exc
             except MjError as exc:
                 attempt += 1
                 delay = retry_delay(attempt, self.policy, exc, self._random)
@@ -181,6 +209,9 @@ class WireAPI:
                     "mjasync: retry %d of %s %s in %.2fs: %s", attempt, method, route, delay, exc
                 )
                 await self._sleep(delay)
+            else:
+                self._route_served(template, mode)
+                return payload
 
     async def submit(
         self,
@@ -384,9 +415,19 @@ class WireAPI:
                 self.counters.fetch_requests += 1
                 try:
                     payload = await self._send(
-                        "GET", task_route(task_id, "fetch"), "fetch", mode=mode, template=_FETCH
+                        "GET",
+                        task_route(task_id, "fetch"),
+                        "fetch",
+                        mode=mode,
+                        template=_FETCH,
+                        ask_anyway=True,
                     )
                 except NotFoundError:
+                    return
+                except UnsupportedEndpointError as exc:
+                    # Let the round finish: another id's answer may prove the route exists
+                    # (then this was one task's miss, not the route's absence).
+                    missing.append(exc)
                     return
                 except MjError as exc:
                     # Stop the others and raise this error itself after the group, not
@@ -396,11 +437,14 @@ class WireAPI:
                     return
             on_chunk([payload])
 
+        missing: list[UnsupportedEndpointError] = []
         async with anyio.create_task_group() as tg:
             for task_id in task_ids:
                 tg.start_soon(one, task_id)
         if failures:
             raise failures[0]
+        if missing and (mode_key(mode), _FETCH) not in self._served:
+            raise missing[0]
 
     async def fetch_many(self, task_ids: Iterable[str], *, mode: str | None) -> dict[str, Task]:
         """Tasks by id; ids the server does not know are left out of the result."""

@@ -293,8 +293,6 @@ class Transport:
         redacted = self.redacted_key
         return self._spelled.sub(lambda _: redacted, text)
 
-    _scrub_text = scrub_text  # the name this method had before
-
     def _headers(self, auth: AuthOverride | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json"}
         scheme = self.auth if auth is None else auth
