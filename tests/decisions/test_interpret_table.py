@@ -663,6 +663,14 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
         Raises(NotFoundError, code=4, description="get_channel_info_failed"),
     ),
     # The relay's own marker decides on any status with a body code.
+    # N's other "no such task" word (relay/mjproxy_handler.go:459 @ 65b1654), as a relay
+    # in front passes it on without N's marker: on image-seed, too, an unknown task.
+    (
+        "task-not-found-word-on-seed",
+        "seed",
+        answer(400, {"code": 4, "description": "task_not_found "}),
+        Raises(NotFoundError, code=4, description="task_not_found"),
+    ),
     (
         "404-relay-own-code-4-on-seed",
         "seed",
@@ -936,6 +944,12 @@ ANSWERS: list[tuple[str, RouteKind, Answer, Outcome]] = [
         "submit-html-200-is-a-missing-route",
         "submit",
         html(200, b"<html>captive portal</html>"),
+        Raises(UnsupportedEndpointError),
+    ),
+    (
+        "xhtml-200-is-a-missing-route",
+        "fetch",
+        Answer(200, b"<html/>", "application/xhtml+xml"),
         Raises(UnsupportedEndpointError),
     ),
     ("fetch-without-id", "fetch", answer(200, {"status": "SUCCESS"}), Raises(ProtocolError)),

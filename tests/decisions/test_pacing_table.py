@@ -200,6 +200,7 @@ INTERVALS: list[tuple[str, PollSettings, TaskStatus, bool, int, bool, float | No
     # controller/midjourney.go, relay/mjproxy_handler.go): every interval for a while, since
     # the refresh that shows it tells when the relay refreshes; then as if waiting.
     ("N-blank-status", BASE, S.UNKNOWN, False, 6, False, None, 1.0),
+    ("N-blank-status-15-rounds", BASE, S.UNKNOWN, False, 15, False, None, 1.0),
     ("N-blank-status-long", BASE, S.UNKNOWN, False, 16, False, None, 4.0),
     ("queued-capped", TIGHT, S.NOT_START, False, 0, False, None, 1.5),
     # MODAL waits for the caller's /submit/modal: the quiet back-off, even when it just changed.
