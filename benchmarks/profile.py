@@ -107,20 +107,16 @@ def summarize_py_spy(raw: Path, top: int) -> str:
 #: (module, attribute, label): synchronous functions timed by ``--hotspots``.
 HOTSPOTS = (
     (
-        "mjasync._jobs.tracker",
-        "Tracker._apply",
-        "Tracker._apply (compare, parse, event, broadcast)",
+        "mjasync._jobs.observing",
+        "Observer._apply",
+        "Observer._apply (compare, parse status, event)",
     ),
-    ("mjasync._jobs.tracker", "parse_task", "  of which parse_task (payload -> Task)"),
-    ("mjasync._jobs.tracker", "Tracker._broadcast", "  of which Tracker._broadcast"),
-    (
-        "mjasync._jobs.tracker",
-        "Tracker._check_stalls",
-        "Tracker._check_stalls (all watches, each wake)",
-    ),
-    ("mjasync._wire.interpret", "interpret", "interpret (status checks + JSON decode)"),
-    ("mjasync._client", "Client.request_body", "Client.request_body"),
-    ("mjasync._jobs.tracker", "Tracker.add", "Tracker.add"),
+    ("mjasync._jobs.watch", "parse_task", "  parse_task (payload -> Task, when someone looks)"),
+    ("mjasync._jobs.observing", "Observer._send", "  of which Observer._send (to listeners)"),
+    ("mjasync._jobs.poller", "Poller._check_stalls", "Poller._check_stalls (due watches)"),
+    ("mjasync._wire.api", "interpret", "interpret (status checks + JSON decode)"),
+    ("mjasync._client.wire_calls", "WireCalls.request_body", "WireCalls.request_body"),
+    ("mjasync._jobs.engine", "JobEngine.track", "JobEngine.track"),
 )
 
 
