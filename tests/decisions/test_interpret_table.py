@@ -1192,12 +1192,6 @@ def test_route_missing_text() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs lead: _wire/endpoints.py endpoint_for_path() finds no endpoint for a "
-    "mode-prefixed path (its pattern wants '^' or '/' before a route that itself starts with "
-    "'/'), so such an answer names neither the families nor the endpoint",
-)
 def test_a_prefixed_route_is_named_like_an_unprefixed_one() -> None:
     # N strips /mj-* prefixes and serves its web UI for the cancel it lacks (see the rows).
     exc = check("cancel", html(200, N_WEB_UI), Raises(UnsupportedEndpointError))

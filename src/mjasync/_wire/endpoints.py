@@ -163,7 +163,8 @@ _BY_NAME: Mapping[str, Endpoint] = {endpoint.name: endpoint for endpoint in ENDP
 _ALIASES: Mapping[str, str] = {"/mj/submit/edit": "edits"}
 _PATTERNS: Mapping[str, re.Pattern[str]] = {
     endpoint.name: re.compile(
-        "(?:^|/)" + re.escape(endpoint.route).replace(re.escape("{id}"), "[^/]+") + "$"
+        # Every route starts with "/": a mode prefix before it is a whole segment already.
+        re.escape(endpoint.route).replace(re.escape("{id}"), "[^/]+") + "$"
     )
     for endpoint in ENDPOINTS
 }
